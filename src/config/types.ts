@@ -1,0 +1,31 @@
+// The validated, frozen configuration of the service: the seed's [consensus_raft] keys (same
+// names in camelCase, same defaults) plus our additions. Loading and validation live in load.ts.
+
+export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "critical";
+
+export interface Config {
+  /** Path of the file holding this node's 20-byte address in hex (the seed's `node_addr`). */
+  readonly nodeAddrPath: string;
+  /** The 20 raw address bytes read from `nodeAddrPath`. */
+  readonly nodeAddress: Uint8Array;
+  readonly grpcListenPort: number;
+  readonly networkPort: number;
+  readonly controllerPort: number;
+  readonly logLevel: LogLevel;
+  readonly logToStdout: boolean;
+  readonly logDir: string;
+  readonly logFileName: string;
+  readonly logRotateSize: number;
+  readonly logRotateKeep: number;
+  readonly logRotateCompress: boolean;
+  readonly tickIntervalInMillis: number;
+  readonly heartbeatTick: number;
+  readonly electionTick: number;
+  readonly checkQuorum: boolean;
+  readonly raftDataPath: string;
+  readonly enableMetrics: boolean;
+  readonly metricsPort: number;
+  readonly metricsBuckets: readonly number[];
+  /** Absolute or relative path of the TOML file this came from (for messages). */
+  readonly source: string;
+}
