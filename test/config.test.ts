@@ -155,7 +155,7 @@ describe("loadConfig: values", () => {
     ["critical", "critical"],
   ])("log_level %p is accepted as %p", (given, level) => {
     const { config } = loadConfig(setup(`[consensus_raft]\nnode_addr = $ADDR\nlog_level = "${given}"\n`).path);
-    expect(config.logLevel).toBe(level);
+    expect(config.logLevel as string).toBe(level);
   });
 
   test("metrics_port may equal grpc_listen_port when metrics are disabled", () => {
