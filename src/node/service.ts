@@ -1,7 +1,13 @@
-// The running service. This is a placeholder with the final signature; the Foundation work fills
-// it with the gRPC server, network registration and probing, and the node work with Raft.
+// The running service: the gRPC server, the peer transport behind ProcessNetworkMsg, and
+// registration with the network service in the background. Raft is not wired in yet: inbound raft
+// messages are counted (transport stats) and dropped, and Reconfigure is only logged.
 import type { ConsolaInstance } from "consola";
 import type { Config } from "../config/types.ts";
+import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
+import { PeerTransport } from "../peer/transport.ts";
+import { createNetworkClient } from "../rpc/clients.ts";
+import { registerNetworkMsgHandler } from "../rpc/registration.ts";
+import { createGrpcServer } from "../rpc/server.ts";
 
 export interface RunningService {
   /** Stops everything (leader hand-off first, once Raft runs). Safe to call more than once. */
@@ -10,14 +16,62 @@ export interface RunningService {
   readonly done: Promise<void>;
 }
 
+/** How long calls in flight may take to finish when stopping. */
+const STOP_GRACE_MS = 1500;
+
 export async function startService(cfg: Config, log: ConsolaInstance): Promise<RunningService> {
-  log.info("service started (placeholder)", { port: cfg.grpcListenPort });
+  const selfId = peerIdFromAddress(cfg.nodeAddress);
+  log.info("consensus service starting", { peer_id: selfId.toString(), peer_id_hex: peerIdHex(selfId) });
+
+  const netLog = log.withTag("network");
+  const network = createNetworkClient({ port: cfg.networkPort });
+  const transport = new PeerTransport({ selfId, network, log: netLog });
+  const server = createGrpcServer({
+    port: cfg.grpcListenPort,
+    log: log.withTag("grpc"),
+    handlers: {
+      reconfigure: (c) =>
+        log.info("reconfigure received", {
+          height: c.height.toString(),
+          block_interval: c.blockInterval,
+          validators: c.validators.length,
+        }),
+      networkMsg: (env) => transport.handleInbound(env),
+    },
+  });
+  try {
+    await server.start();
+  } catch (e) {
+    network.close();
+    throw e;
+  }
+
+  const registration = new AbortController();
+  registerNetworkMsgHandler(network, server.port, netLog, registration.signal).then(
+    () => transport.probe(),
+    (e) => {
+      if (!registration.signal.aborted) log.error("network registration gave up", { error: String(e) });
+    },
+  );
+
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping: Promise<void> | undefined;
   return {
-    async stop(reason: string) {
-      log.info("service stopping", { reason });
-      resolveDone();
+    stop(reason: string) {
+      stopping ??= (async () => {
+        log.info("service stopping", { reason });
+        registration.abort(new Error("service stopping"));
+        await server.stop(STOP_GRACE_MS);
+        transport.close();
+        let timer: Timer | undefined;
+        await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, STOP_GRACE_MS)))]);
+        clearTimeout(timer);
+        network.close();
+        log.info("service stopped", { raft_msgs_dropped: transport.stats.raftReceived });
+        resolveDone();
+      })();
+      return stopping;
     },
     done,
   };
