@@ -1,0 +1,350 @@
+// RawNode: the only surface the application sees. It wraps the Raft state machine and hands out
+// its work in Ready batches. Rules for the caller (raft-rs semantics, see raft-reference §3.2):
+//  1. if hasReady(): rd = ready(); between ready() and advance*() call nothing that changes state;
+//  2. send rd.messages at once (a leader's appends may overlap with its own fsync);
+//  3. persist rd.snapshot, rd.entries and rd.hardState durably (one transaction);
+//  4. only then send rd.persistedMessages (vote grants, append acks);
+//  5. apply rd.committedEntries (conf changes through applyConfChange);
+//  6. light = advance(rd) (or advanceAppend + advanceApplyTo when applying asynchronously);
+//     send light.messages and apply light.committedEntries.
+import { type RaftConfig, resolveConfig } from "./config.ts";
+import { encodeConfChangeV2 } from "./codec.ts";
+import { RaftError } from "./errors.ts";
+import { Raft, type SoftState, StateRole, msg } from "./raft.ts";
+import type { ReadState } from "./read-only.ts";
+import type { Storage } from "./storage.ts";
+import type { Progress } from "./tracker/progress.ts";
+import {
+  type ConfChangeV2,
+  type ConfState,
+  type Entry,
+  EntryType,
+  type HardState,
+  type Message,
+  MessageType,
+  NONE,
+  type NodeId,
+  type Snapshot,
+  hardStateEqual,
+  isLocalMsg,
+  isResponseMsg,
+  newEntry,
+} from "./types.ts";
+
+export interface Ready {
+  /** Sequence number, for asynchronous persistence (onPersistReady). */
+  readonly number: number;
+  /** Changed soft state (leader, role), if any. */
+  readonly softState?: SoftState;
+  /** Changed hard state; must be persisted. */
+  readonly hardState?: HardState;
+  readonly readStates: ReadState[];
+  /** Entries to append to stable storage (discarding stored entries at index >= the first). */
+  readonly entries: Entry[];
+  /** A snapshot to install, if any. */
+  readonly snapshot?: Snapshot;
+  /** Committed entries to apply. */
+  readonly committedEntries: Entry[];
+  /** Messages that may be sent at once (leader only). */
+  readonly messages: Message[];
+  /** Messages that may only be sent after entries, hard state and snapshot are durable. */
+  readonly persistedMessages: Message[];
+  /** False only if nothing but the commit index changed (no fsync needed). */
+  readonly mustSync: boolean;
+}
+
+export interface LightReady {
+  /** New commit index to record, if it moved. */
+  readonly commitIndex?: number;
+  readonly committedEntries: Entry[];
+  readonly messages: Message[];
+}
+
+export interface Status {
+  id: NodeId;
+  hardState: HardState;
+  softState: SoftState;
+  applied: number;
+  /** Per-member progress, only on the leader. */
+  progress?: Map<NodeId, Progress>;
+  confState: ConfState;
+  leadTransferee?: NodeId;
+}
+
+export const enum SnapshotStatus {
+  Finish = 0,
+  Failure = 1,
+}
+
+interface ReadyRecord {
+  number: number;
+  lastEntry?: [number, number];
+  snapshot?: [number, number];
+}
+
+export class RawNode {
+  readonly raft: Raft;
+  private prevSs: SoftState;
+  private prevHs: HardState;
+  /** Highest index handed out in committedEntries so far. */
+  private commitSinceIndex: number;
+  private maxNumber = 0;
+  private records: ReadyRecord[] = [];
+
+  constructor(config: RaftConfig, store: Storage) {
+    const c = resolveConfig(config);
+    this.raft = new Raft(c, store);
+    this.prevSs = this.raft.softState();
+    this.prevHs = this.raft.hardState();
+    this.commitSinceIndex = c.applied;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advances the logical clock by one tick. Returns true if something may be ready. */
+  tick(): boolean {
+    return this.raft.tick();
+  }
+
+  /** Campaigns to become leader (a real election, or pre-vote first if enabled). */
+  campaign(): void {
+    this.raft.step(msg(NONE, MessageType.MsgHup, this.raft.id));
+  }
+
+  /** Proposes data to be appended to the log. Throws RaftError("ProposalDropped") if refused. */
+  propose(context: Uint8Array, data: Uint8Array): void {
+    const m = msg(NONE, MessageType.MsgPropose, this.raft.id);
+    m.entries = [newEntry({ data, context })];
+    this.raft.step(m);
+  }
+
+  /** Proposes a batch of entries in one message (one append, one broadcast). */
+  proposeBatch(data: Uint8Array[]): void {
+    const m = msg(NONE, MessageType.MsgPropose, this.raft.id);
+    m.entries = data.map((d) => newEntry({ data: d }));
+    this.raft.step(m);
+  }
+
+  /** Proposes a membership change. An empty ConfChangeV2 leaves a joint configuration. */
+  proposeConfChange(context: Uint8Array, cc: ConfChangeV2): void {
+    const m = msg(NONE, MessageType.MsgPropose, this.raft.id);
+    m.entries = [newEntry({ entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc), context })];
+    this.raft.step(m);
+  }
+
+  /** Applies a committed conf change and returns the new ConfState (to be stored). */
+  applyConfChange(cc: ConfChangeV2): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  /** Steps a message received from a peer. Local-only types and unknown responders are refused. */
+  step(m: Message): void {
+    if (isLocalMsg(m.msgType)) throw new RaftError("StepLocalMsg", MessageType[m.msgType] ?? String(m.msgType));
+    if (this.raft.prs.get(m.from) !== undefined || !isResponseMsg(m.msgType)) {
+      this.raft.step(m);
+      return;
+    }
+    throw new RaftError("StepPeerNotFound", `from ${m.from}`);
+  }
+
+  /** Requests a linearizable read; the answer arrives as a ReadState carrying `ctx`. */
+  readIndex(ctx: Uint8Array): void {
+    const m = msg(NONE, MessageType.MsgReadIndex, this.raft.id);
+    m.entries = [newEntry({ data: ctx })];
+    this.raft.step(m);
+  }
+
+  transferLeader(transferee: NodeId): void {
+    const m = msg(NONE, MessageType.MsgTransferLeader, transferee);
+    this.raft.step(m);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.step(msg(NONE, MessageType.MsgUnreachable, id));
+  }
+
+  reportSnapshot(id: NodeId, status: SnapshotStatus): void {
+    const m = msg(NONE, MessageType.MsgSnapStatus, id);
+    m.reject = status === SnapshotStatus.Failure;
+    this.raft.step(m);
+  }
+
+  /** Asks the leader for a snapshot at least as recent as `requestIndex`. */
+  requestSnapshot(requestIndex: number): void {
+    this.raft.requestSnapshot(requestIndex);
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  hasReady(): boolean {
+    const r = this.raft;
+    if (r.msgs.length > 0) return true;
+    const ss = r.softState();
+    if (ss.leaderId !== this.prevSs.leaderId || ss.raftState !== this.prevSs.raftState) return true;
+    if (!hardStateEqual(r.hardState(), this.prevHs)) return true;
+    if (r.readStates.length > 0) return true;
+    if (r.raftLog.unstableEntries().length > 0) return true;
+    const s = r.snap();
+    if (s !== undefined && s.metadata.index !== 0) return true;
+    return r.raftLog.hasNextEntriesSince(this.commitSinceIndex);
+  }
+
+  ready(): Ready {
+    const r = this.raft;
+    const number = ++this.maxNumber;
+    const record: ReadyRecord = { number };
+    if (this.prevSs.raftState !== StateRole.Leader && r.state === StateRole.Leader) {
+      // The votes that made us leader were sent after persisting: earlier records are empty.
+      for (const rec of this.records) {
+        if (rec.lastEntry !== undefined || rec.snapshot !== undefined) throw new Error("unexpected pending persistence record on becoming leader");
+      }
+      this.records = [];
+    }
+    let mustSync = false;
+    const ss = r.softState();
+    const softState = ss.leaderId !== this.prevSs.leaderId || ss.raftState !== this.prevSs.raftState ? ss : undefined;
+    const hs = r.hardState();
+    let hardState: HardState | undefined;
+    if (!hardStateEqual(hs, this.prevHs)) {
+      if (hs.vote !== this.prevHs.vote || hs.term !== this.prevHs.term) mustSync = true;
+      hardState = hs;
+    }
+    let readStates: ReadState[] = [];
+    if (r.readStates.length > 0) {
+      readStates = r.readStates;
+      r.readStates = [];
+    }
+    let snapshot: Snapshot | undefined;
+    const us = r.snap();
+    if (us !== undefined) {
+      snapshot = us;
+      if (this.commitSinceIndex > us.metadata.index) throw new Error("snapshot is older than the committed entries already handed out");
+      this.commitSinceIndex = us.metadata.index;
+      record.snapshot = [us.metadata.index, us.metadata.term];
+      mustSync = true;
+    }
+    const entries = r.raftLog.unstableEntries().slice();
+    if (entries.length > 0) {
+      const last = entries[entries.length - 1];
+      mustSync = true;
+      record.lastEntry = [last.index, last.term];
+    }
+    const light = this.genLightReady();
+    // A leader may send before persisting (thesis §10.2.1); everyone else only after.
+    const isLeader = r.state === StateRole.Leader;
+    this.records.push(record);
+    return {
+      number,
+      softState,
+      hardState,
+      readStates,
+      entries,
+      snapshot,
+      committedEntries: light.committedEntries,
+      messages: isLeader ? light.messages : [],
+      persistedMessages: isLeader ? [] : light.messages,
+      mustSync,
+    };
+  }
+
+  private genLightReady(): { committedEntries: Entry[]; messages: Message[] } {
+    const r = this.raft;
+    const max = r.maxCommittedSizePerReady;
+    const committedEntries = r.raftLog.nextEntriesSince(this.commitSinceIndex, max >= Number.MAX_SAFE_INTEGER ? undefined : max) ?? [];
+    r.reduceUncommittedSize(committedEntries);
+    if (committedEntries.length > 0) this.commitSinceIndex = committedEntries[committedEntries.length - 1].index;
+    let messages: Message[] = [];
+    if (r.msgs.length > 0) {
+      messages = r.msgs;
+      r.msgs = [];
+    }
+    return { committedEntries, messages };
+  }
+
+  private commitReady(rd: Ready): void {
+    if (rd.softState) this.prevSs = rd.softState;
+    if (rd.hardState) this.prevHs = rd.hardState;
+    const rec = this.records[this.records.length - 1];
+    if (rec === undefined || rec.number !== rd.number) throw new Error(`advancing a Ready out of order (${rd.number})`);
+    if (rec.snapshot) this.raft.raftLog.stableSnap(rec.snapshot[0]);
+    if (rec.lastEntry) this.raft.raftLog.stableEntries(rec.lastEntry[0], rec.lastEntry[1]);
+  }
+
+  /** Everything up to Ready `number` is durable (asynchronous persistence). */
+  onPersistReady(number: number): void {
+    let index = 0;
+    let term = 0;
+    let snapIndex = 0;
+    while (this.records.length > 0 && this.records[0].number <= number) {
+      const rec = this.records.shift()!;
+      if (rec.snapshot) {
+        snapIndex = rec.snapshot[0];
+        index = 0;
+        term = 0;
+      }
+      if (rec.lastEntry) [index, term] = rec.lastEntry;
+    }
+    if (snapIndex !== 0) this.raft.onPersistSnap(snapIndex);
+    if (index !== 0) this.raft.onPersistEntries(index, term);
+  }
+
+  /** The Ready was persisted and its committed entries applied: returns what became possible. */
+  advance(rd: Ready): LightReady {
+    const applied = this.commitSinceIndex;
+    const light = this.advanceAppend(rd);
+    this.advanceApplyTo(applied);
+    return light;
+  }
+
+  /** The Ready was persisted (committed entries may still be being applied). */
+  advanceAppend(rd: Ready): LightReady {
+    this.commitReady(rd);
+    this.onPersistReady(this.maxNumber);
+    const light = this.genLightReady();
+    if (this.raft.state !== StateRole.Leader && light.messages.length > 0) {
+      throw new Error("not leader but has new msg after advance");
+    }
+    const hs = this.raft.hardState();
+    let commitIndex: number | undefined;
+    if (hs.commit > this.prevHs.commit) {
+      commitIndex = hs.commit;
+      this.prevHs = { ...this.prevHs, commit: hs.commit };
+    }
+    return { commitIndex, committedEntries: light.committedEntries, messages: light.messages };
+  }
+
+  /** Persistence is asynchronous: remember the Ready, call onPersistReady(rd.number) when durable. */
+  advanceAppendAsync(rd: Ready): void {
+    this.commitReady(rd);
+  }
+
+  /** All committed entries handed out so far were applied. */
+  advanceApply(): void {
+    this.advanceApplyTo(this.commitSinceIndex);
+  }
+
+  /** Entries up to `applied` were applied. */
+  advanceApplyTo(applied: number): void {
+    this.raft.commitApply(applied);
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  status(): Status {
+    const r = this.raft;
+    return {
+      id: r.id,
+      hardState: r.hardState(),
+      softState: r.softState(),
+      applied: r.raftLog.applied,
+      progress: r.state === StateRole.Leader ? r.prs.progress : undefined,
+      confState: r.prs.confState(),
+      leadTransferee: r.leadTransferee,
+    };
+  }
+
+  /** Whether a snapshot is pending installation. */
+  hasPendingSnapshot(): boolean {
+    return this.raft.snap() !== undefined;
+  }
+}
