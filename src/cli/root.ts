@@ -1,0 +1,26 @@
+// The command tree. Subcommands are imported only when chosen, so `--version` loads nothing.
+import { defineCommand, type CommandDef, type Resolvable } from "citty";
+import { UsageError } from "./errors.ts";
+import { VERSION } from "./version.ts";
+
+export const root = defineCommand({
+  meta: {
+    name: "consensus",
+    version: VERSION,
+    description: "Raft consensus service of a CITA-Cloud node (drop-in replacement for consensus_raft)",
+  },
+  subCommands: {
+    run: () => import("./run.ts").then((m) => m.default),
+  },
+});
+
+export async function subcommand(name: string): Promise<CommandDef<any>> {
+  const subs = (await resolve(root.subCommands)) ?? {};
+  if (!Object.hasOwn(subs, name)) throw new UsageError(`unrecognized subcommand '${name}'`);
+  return (await resolve(subs[name]))!;
+}
+
+/** Unwraps citty's lazily given values (a value, a promise, or a function returning either). */
+export async function resolve<T>(value: Resolvable<T> | undefined): Promise<T | undefined> {
+  return typeof value === "function" ? await (value as () => T | Promise<T>)() : await value;
+}
