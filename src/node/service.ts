@@ -16,8 +16,10 @@ export interface RunningService {
   readonly done: Promise<void>;
 }
 
-/** How long calls in flight may take to finish when stopping. */
+/** How long gRPC calls in flight may take to finish when stopping. */
 const STOP_GRACE_MS = 1500;
+/** How long queued peer messages may take to go out when stopping (Raft resends what is lost). */
+const DRAIN_MS = 500;
 
 export async function startService(cfg: Config, log: ConsolaInstance): Promise<RunningService> {
   const selfId = peerIdFromAddress(cfg.nodeAddress);
@@ -65,7 +67,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
         await server.stop(STOP_GRACE_MS);
         transport.close();
         let timer: Timer | undefined;
-        await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, STOP_GRACE_MS)))]);
+        await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, DRAIN_MS)))]);
         clearTimeout(timer);
         network.close();
         log.info("service stopped", { raft_msgs_dropped: transport.stats.raftReceived });

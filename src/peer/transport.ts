@@ -232,12 +232,13 @@ export class PeerTransport {
       }
     } catch (e) {
       this.stats.networkFailures++;
+      const fields = { call: item.call, type: item.msg.type, error: e instanceof Error ? e.message : String(e) };
       // One warning per outage, not one per message: heartbeats alone would flood the log.
-      if (!this.#networkFailing) {
-        this.#networkFailing = true;
-        this.#log.warn("network service call failed", { call: item.call, type: item.msg.type, error: String(e) });
+      if (this.#networkFailing) {
+        this.#log.debug("network service call failed", fields);
       } else {
-        this.#log.debug("network service call failed", { call: item.call, type: item.msg.type, error: String(e) });
+        this.#networkFailing = true;
+        this.#log.warn("network service call failed", fields);
       }
     }
   }

@@ -52,7 +52,8 @@ export async function registerNetworkMsgHandler(
       onRetry: (err, attempt, delayMs) => {
         // The first failure is news; the rest would repeat it every second while the network is down.
         const level = attempt === 1 ? "warn" : "debug";
-        log[level]("network msg handler registration failed, retrying", { attempt, delayMs, error: String(err) });
+        const error = err instanceof Error ? err.message : String(err);
+        log[level]("network msg handler registration failed, retrying", { attempt, delay_ms: delayMs, error });
       },
     },
   );
