@@ -152,6 +152,8 @@ export class NetworkFabric {
   readonly nodes: NetworkEndpoint[] = [];
   private readonly byOrigin = new Map<bigint, NetworkEndpoint>();
   private readonly rng: Rng;
+  /** Backoff jitter has its own stream, so retries (timing-dependent) do not shift fault decisions. */
+  private readonly backoffRng: Rng;
   private readonly retry: DeliveryRetry;
   private readonly callTimeoutMs: number;
   private readonly log: ConsolaInstance;
@@ -174,6 +176,7 @@ export class NetworkFabric {
 
   constructor(opts: NetworkOptions = {}) {
     this.rng = opts.rng ?? seededRng(opts.seed ?? 1);
+    this.backoffRng = seededRng(Math.floor(this.rng() * 2 ** 32));
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.log = (opts.log ?? silentLogger()).withTag("network");
@@ -315,7 +318,7 @@ export class NetworkFabric {
         this.count(msg.type).delivered++;
         return;
       } catch (e) {
-        const pause = wait * (0.8 + 0.4 * this.rng());
+        const pause = wait * (0.8 + 0.4 * this.backoffRng());
         const giveUp =
           !isRetryable(e) || attempt >= this.retry.maxAttempts || Date.now() - started + pause > this.retry.maxElapsedMs;
         if (giveUp || signal.aborted) {
