@@ -92,7 +92,7 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
     }
     return { db, fresh };
   } catch (e) {
-    db?.close();
+    closeQuietly(db);
     if (e instanceof StorageOpenError) throw e;
     const code = sqliteCode(e) ?? "";
     if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
@@ -127,6 +127,15 @@ function checkHeader(db: Database, file: string): boolean {
     throw new StorageOpenError(`raft database ${file} has unknown schema version ${version}`);
   }
   return false;
+}
+
+/** Releases the connection (and with it the lock) at once, whatever the statement state. */
+export function closeQuietly(db: Database | undefined): void {
+  try {
+    db?.close(true);
+  } catch {
+    // Closing after a failure: the original error is the one to report.
+  }
 }
 
 function pragma(db: Database, p: string): unknown {

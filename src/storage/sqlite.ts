@@ -9,7 +9,7 @@ import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } fr
 import { type RaftState, type Storage, StorageError, cloneConfState, limitSize } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
 import { NONE, isEmptySnapshot } from "../raft/types.ts";
-import { type SyncMode, openDatabase } from "./db.ts";
+import { type SyncMode, closeQuietly, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
 import { leftoverLegacyFiles, markImported, readLegacy } from "./legacy.ts";
@@ -113,7 +113,7 @@ export class SqliteStorage implements Storage {
       });
       return storage;
     } catch (e) {
-      db.close();
+      closeQuietly(db);
       throw e;
     }
   }
@@ -316,7 +316,8 @@ export class SqliteStorage implements Storage {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.db.close();
+    // close(true) finalizes the prepared statements; plain close() would keep the lock until GC.
+    this.db.close(true);
   }
 
   /** Removes every stored entry at index >= `from`; the kept head of a cut batch is rewritten. */
