@@ -37,7 +37,10 @@ CREATE TABLE log (
 
 export interface OpenedDatabase {
   db: Database;
-  /** True when the file holds no schema yet (new, or an earlier first start died before committing). */
+  /**
+   * True when the file holds no schema yet (new, or an earlier first start stopped before its
+   * initial transaction committed): the caller creates the schema and the initial state at once.
+   */
   fresh: boolean;
 }
 
@@ -82,15 +85,7 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
           "restore it from a backup, or move the raft data dir away to resync this node from its peers",
       );
     }
-    const fresh = checkHeader(db, file);
-    if (fresh) {
-      db.transaction(() => {
-        db!.run(SCHEMA);
-        db!.run(`PRAGMA application_id = ${APPLICATION_ID}`);
-        db!.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
-      })();
-    }
-    return { db, fresh };
+    return { db, fresh: checkHeader(db, file) };
   } catch (e) {
     closeQuietly(db);
     if (e instanceof StorageOpenError) throw e;
@@ -106,6 +101,13 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
     }
     throw new StorageOpenError(`cannot open raft database ${file}: ${describeSqliteError(e)}`);
   }
+}
+
+/** Creates the tables and stamps the file; call inside the transaction that writes the initial state. */
+export function createSchema(db: Database): void {
+  db.run(SCHEMA);
+  db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
+  db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
 }
 
 /** Returns true for a file without schema; throws for a foreign or newer database. */

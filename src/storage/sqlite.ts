@@ -9,7 +9,7 @@ import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } fr
 import { type RaftState, type Storage, StorageError, cloneConfState, limitSize } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
 import { NONE, isEmptySnapshot } from "../raft/types.ts";
-import { type SyncMode, closeQuietly, openDatabase } from "./db.ts";
+import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
 import { leftoverLegacyFiles, markImported, readLegacy } from "./legacy.ts";
@@ -343,6 +343,7 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
   if (bad) throw new StorageOpenError(`refusing to initialise ${file} with an inconsistent state: ${bad}`);
   try {
     db.transaction(() => {
+      createSchema(db);
       db.prepare(
         "INSERT INTO raft_state (id, hard_state, conf_state, applied_index, applied_term, state_machine, " +
           "compacted_index, compacted_term, abort_height) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
