@@ -206,6 +206,17 @@ describe("hard state", () => {
     expect(reopen(s).initialState().hardState).toEqual({ term: 3, vote: 8n, commit: 3 });
   });
 
+  test("malformed values get a clear error instead of a wrapped or rounded row", () => {
+    const s = openAt(tmpDir());
+    expect(() => s.persist({ entries: [ent(Number.NaN, 1)] })).toThrow("index NaN is not an integer");
+    expect(() => s.persist({ entries: [ent(1, 1.5)] })).toThrow("invalid term 1.5");
+    expect(() => s.persist({ entries: [newEntry({ index: 1, term: 1, entryType: 256 as EntryType })] })).toThrow("type 256");
+    expect(() => s.persist({ hardState: { term: 1, vote: U64_MAX + 1n, commit: 0 } })).toThrow("invalid hard state");
+    expect(() => s.persist({ hardState: { term: 2 ** 53, vote: 1n, commit: 0 } })).toThrow("invalid hard state");
+    expect(() => s.persist({ snapshot: snap(1.5, 1, [1n], bytes()) })).toThrow("invalid snapshot index 1.5");
+    expect(fingerprint(reopen(s))).toBe(fingerprint(new Model()));
+  });
+
   test("an empty Ready writes nothing", () => {
     const s = openAt(tmpDir());
     const before = fs.statSync(s.file).mtimeMs;

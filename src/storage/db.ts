@@ -54,7 +54,6 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
   } catch (e) {
     throw new StorageOpenError(`cannot create raft data dir ${dir}: ${(e as Error).message}`);
   }
-  if (!fs.statSync(dir).isDirectory()) throw new StorageOpenError(`raft data dir ${dir} is not a directory`);
   // SQLite would silently fall back to read-only (and fail later at the first write): check first.
   if (!accessible(dir, fs.constants.W_OK | fs.constants.X_OK)) {
     throw new StorageOpenError(`raft data dir ${dir} is not writable`);
@@ -73,6 +72,8 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
     const mode = pragma(db, "journal_mode = WAL");
     if (String(mode).toLowerCase() !== "wal") throw new Error(`journal_mode stayed ${mode}, WAL is required`);
     db.run(`PRAGMA synchronous = ${sync}`);
+    // Let the WAL shrink back after an unusually large transaction (a big snapshot or batch).
+    db.run("PRAGMA journal_size_limit = 16777216");
     db.run("BEGIN IMMEDIATE");
     db.run("COMMIT");
     const problems = db

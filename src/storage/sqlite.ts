@@ -179,6 +179,7 @@ export class SqliteStorage implements Storage {
     let hs = s.hardState;
     if (snap) {
       const { index, term } = snap.metadata;
+      if (!Number.isSafeInteger(index) || !Number.isSafeInteger(term)) throw new Error(`invalid snapshot index ${index} term ${term}`);
       // Raft only installs a snapshot beyond its commit index (which covers the applied one).
       if (index <= hs.commit) {
         throw new StorageError("SnapshotOutOfDate", `snapshot ${index} is not above the commit index ${hs.commit}`);
@@ -190,6 +191,7 @@ export class SqliteStorage implements Storage {
     let truncate = false;
     if (ents.length > 0) {
       const first = ents[0].index;
+      if (!Number.isSafeInteger(first)) throw new Error(`appended entry index ${first} is not an integer`);
       if (first <= compactedIndex) throw new Error(`overwrite compacted raft logs: append at ${first}, compacted up to ${compactedIndex}`);
       if (first > last + 1) throw new Error(`raft logs should be continuous: append at ${first}, last index ${last}`);
       if (first <= last) {
@@ -200,6 +202,9 @@ export class SqliteStorage implements Storage {
       for (let i = 0; i < ents.length; i++) {
         const e = ents[i];
         if (e.index !== first + i) throw new Error(`appended entries are not contiguous: ${e.index} after ${first + i - 1}`);
+        if (!Number.isSafeInteger(e.term) || !(e.entryType >= 0 && e.entryType <= 255)) {
+          throw new Error(`appended entry ${e.index} has an invalid term ${e.term} or type ${e.entryType}`);
+        }
         if (e.term < prevTerm) throw new Error(`appended entry ${e.index} has term ${e.term} below the previous entry's ${prevTerm}`);
         prevTerm = e.term;
       }
@@ -207,6 +212,9 @@ export class SqliteStorage implements Storage {
     }
     if (batch.hardState) {
       const next = batch.hardState;
+      if (!Number.isSafeInteger(next.term) || !Number.isSafeInteger(next.commit) || next.vote < 0n || next.vote > U64_MAX) {
+        throw new Error(`invalid hard state term ${next.term} vote ${next.vote} commit ${next.commit}`);
+      }
       if (next.term < hs.term) throw new Error(`hard state term goes back from ${hs.term} to ${next.term}`);
       if (next.term === hs.term && hs.vote !== NONE && next.vote !== hs.vote) {
         throw new Error(`hard state changes the vote of term ${hs.term} from ${hs.vote} to ${next.vote}`);
