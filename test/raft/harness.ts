@@ -277,3 +277,43 @@ export function brief(msg: Message): Record<string, unknown> {
 export function logTerms(r: Raft): number[] {
   return r.raftLog.allEntries().map((e) => e.term);
 }
+
+// ---------------------------------------------------------------- conformance helpers
+// (etcd raft_paper_test.go / raft_flow_control_test.go / raft_snap_test.go building blocks)
+
+/** Ids 1..n (etcd `idsBySize`). */
+export function idsBySize(n: number): NodeId[] {
+  return Array.from({ length: n }, (_, i) => BigInt(i + 1));
+}
+
+/** The reply of a follower that accepts an append (etcd `acceptAndReply`). */
+export function acceptAndReply(msg: Message): Message {
+  if (msg.msgType !== MessageType.MsgAppend) throw new Error(`acceptAndReply needs a MsgAppend, got ${MessageType[msg.msgType]}`);
+  return newMessage({ msgType: MessageType.MsgAppendResponse, from: msg.to, to: msg.from, term: msg.term, index: msg.index + msg.entries.length });
+}
+
+/** Every field of an entry, data as text: for exact comparisons. */
+export function entView(e: Entry): Record<string, unknown> {
+  return { type: EntryType[e.entryType], term: e.term, index: e.index, data: new TextDecoder().decode(e.data), context: new TextDecoder().decode(e.context) };
+}
+
+/** Every field of a message (unlike `brief`): compare `msgView(actual)` with `msgView(m({...expected}))`. */
+export function msgView(msg: Message): Record<string, unknown> {
+  return {
+    type: MessageType[msg.msgType],
+    from: msg.from,
+    to: msg.to,
+    term: msg.term,
+    logTerm: msg.logTerm,
+    index: msg.index,
+    entries: msg.entries.map(entView),
+    commit: msg.commit,
+    commitTerm: msg.commitTerm,
+    snapshot: msg.snapshot === undefined ? undefined : { index: msg.snapshot.metadata.index, term: msg.snapshot.metadata.term },
+    requestSnapshot: msg.requestSnapshot,
+    reject: msg.reject,
+    rejectHint: msg.rejectHint,
+    context: new TextDecoder().decode(msg.context),
+    priority: msg.priority,
+  };
+}
