@@ -6,7 +6,11 @@ import { resolveConfig, type RaftConfig } from "../../src/raft/config.ts";
 import { Raft, StateRole } from "../../src/raft/raft.ts";
 import { seededRandom } from "../../src/raft/rand.ts";
 import { MemStorage } from "../../src/raft/storage.ts";
+import { decodeConfChangeV2, encodeConfChangeV2 } from "../../src/raft/codec.ts";
 import {
+  type ConfChangeV2,
+  ConfChangeTransition,
+  ConfChangeType,
   type ConfState,
   type Entry,
   EntryType,
@@ -217,6 +221,30 @@ export class Network {
     }
   }
 
+  /** Delivers only `msgs` (one hop, like `send` without filtering them) and returns the filtered messages they cause, undelivered. */
+  dispatch(msgs: Message[]): Message[] {
+    const out: Message[] = [];
+    for (const msg of msgs) {
+      const p = this.peers.get(msg.to);
+      if (p === undefined) continue;
+      try {
+        p.step(msg);
+      } catch (e) {
+        if (!(e instanceof Error && e.name === "RaftError")) throw e;
+      }
+      p.persist();
+      out.push(...this.filter(p.readMessages()));
+    }
+    return out;
+  }
+
+  /** Drains the queued messages of every live peer (after ticking them directly). */
+  readAll(): Message[] {
+    const out: Message[] = [];
+    for (const p of this.peers.values()) if (p !== undefined) out.push(...this.filter(p.readMessages()));
+    return out;
+  }
+
   /** Filters messages through drop/ignore rules (local messages must never be sent). */
   filter(msgs: Message[]): Message[] {
     return msgs.filter((msg) => {
@@ -278,6 +306,124 @@ export function logTerms(r: Raft): number[] {
   return r.raftLog.allEntries().map((e) => e.term);
 }
 
+// ---------------------------------------------------------------- scenario helpers
+// (etcd raft_test.go / raft-rs test_raft.rs style building blocks)
+
+/**
+ * Persists the unstable log, returns the committed entries not yet applied and marks them
+ * applied (etcd `nextEnts`, raft-rs `next_ents`). Applying may trigger a joint auto-leave.
+ */
+export function nextEnts(p: Interface): Entry[] {
+  p.persist();
+  const log = p.raft.raftLog;
+  const ents = log.nextEntriesSince(log.applied) ?? [];
+  p.raft.commitApply(log.committed);
+  return ents;
+}
+
+/** Makes a candidate-then-leader out of `p` and persists its no-op (the leader counts itself). */
+export function becomeLeaderNow(p: Interface): void {
+  p.raft.becomeCandidate();
+  p.raft.becomeLeader();
+  p.persist();
+}
+
+/** Has every follower ack the leader's log and applies it (raft-rs `commit_noop_entry`). */
+export function commitNoopEntry(p: Interface): void {
+  const r = p.raft;
+  if (r.state !== StateRole.Leader) throw new Error("commitNoopEntry needs a leader");
+  r.bcastAppend();
+  p.persist();
+  for (const msg of p.readMessages()) {
+    if (msg.msgType !== MessageType.MsgAppend || msg.entries.length !== 1 || msg.entries[0].data.length !== 0) {
+      throw new Error(`not a message to append the no-op entry: ${JSON.stringify(brief(msg), (_k, v) => (typeof v === "bigint" ? v.toString() : v))}`);
+    }
+    r.step(m({ msgType: MessageType.MsgAppendResponse, from: msg.to, to: r.id, term: r.term, index: msg.entries[0].index }));
+  }
+  p.readMessages();
+  nextEnts(p);
+}
+
+/** A node whose storage holds entries with `terms` at indexes 1.., at term = the last one (etcd `entsWithConfig`). */
+export function entsWithConfig(terms: number[], id: NodeId, peers: NodeId[], opts: TestRaftOptions = {}): Interface {
+  const store = MemStorage.withVoters(peers);
+  store.append(entsWithTerms(terms));
+  const p = newTestRaft(id, [], 5, 1, store, opts);
+  p.raft.reset(terms[terms.length - 1]);
+  return p;
+}
+
+/** A node that voted for `vote` in `term` but holds no entries (etcd `votedWithConfig`). */
+export function votedWithConfig(vote: NodeId, term: number, id: NodeId, peers: NodeId[], opts: TestRaftOptions = {}): Interface {
+  const store = MemStorage.withVoters(peers);
+  store.setHardState({ term, vote, commit: 0 });
+  const p = newTestRaft(id, [], 5, 1, store, opts);
+  p.raft.reset(term);
+  return p;
+}
+
+/** A fresh node of a cluster `peers` that has already moved to `term` as a follower without a leader. */
+export function followerAtTerm(id: NodeId, peers: NodeId[], term: number, opts: TestRaftOptions = {}): Interface {
+  const p = newTestRaft(id, peers, 10, 1, undefined, opts);
+  p.raft.becomeFollower(term, 0n);
+  return p;
+}
+
+export function confChange(changes: [ConfChangeType, NodeId][], transition = ConfChangeTransition.Auto): ConfChangeV2 {
+  return { transition, changes: changes.map(([changeType, nodeId]) => ({ changeType, nodeId })), context: new Uint8Array() };
+}
+
+export const addNode = (id: NodeId): ConfChangeV2 => confChange([[ConfChangeType.AddNode, id]]);
+export const removeNode = (id: NodeId): ConfChangeV2 => confChange([[ConfChangeType.RemoveNode, id]]);
+export const addLearner = (id: NodeId): ConfChangeV2 => confChange([[ConfChangeType.AddLearnerNode, id]]);
+/** The empty ConfChangeV2: leave a joint configuration. */
+export const leaveJoint = (): ConfChangeV2 => confChange([]);
+
+/** A MsgPropose carrying one ConfChangeV2 entry. */
+export function proposeConfChange(from: NodeId, to: NodeId, cc: ConfChangeV2): Message {
+  return newMessage({ msgType: MessageType.MsgPropose, from, to, entries: [newEntry({ entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) })] });
+}
+
+/** Decodes and applies every conf change entry in `ents` on `p`; returns how many were applied. */
+export function applyConfChanges(p: Interface, ents: Entry[]): number {
+  let n = 0;
+  for (const e of ents) {
+    if (e.entryType !== EntryType.EntryConfChangeV2) continue;
+    p.store.setConfState(p.raft.applyConfChange(decodeConfChangeV2(e.data)));
+    n++;
+  }
+  return n;
+}
+
+/** Sorted voter ids (both halves of a joint config). */
+export function voterIds(r: Raft): NodeId[] {
+  return r.prs.conf.voters.ids();
+}
+
+export function learnerIds(r: Raft): NodeId[] {
+  return [...r.prs.conf.learners].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** A MsgReadIndex carrying `ctx`, as RawNode.readIndex builds it. */
+export function readIndex(from: NodeId, to: NodeId, ctx: string): Message {
+  return newMessage({ msgType: MessageType.MsgReadIndex, from, to, entries: [newEntry({ data: new TextEncoder().encode(ctx) })] });
+}
+
+export function transferLeader(transferee: NodeId, to: NodeId): Message {
+  return newMessage({ msgType: MessageType.MsgTransferLeader, from: transferee, to });
+}
+
+export function text(b: Uint8Array): string {
+  return new TextDecoder().decode(b);
+}
+
+/** Exactly one queued message, or a failure naming what was there. */
+export function expectOneMessage(p: Interface): Message {
+  const msgs = p.readMessages();
+  if (msgs.length !== 1) throw new Error(`expected one message, got ${msgs.length}: ${msgs.map((x) => MessageType[x.msgType]).join(", ")}`);
+  return msgs[0];
+}
+
 // ---------------------------------------------------------------- conformance helpers
 // (etcd raft_paper_test.go / raft_flow_control_test.go / raft_snap_test.go building blocks)
 
@@ -316,4 +462,28 @@ export function msgView(msg: Message): Record<string, unknown> {
     context: new TextDecoder().decode(msg.context),
     priority: msg.priority,
   };
+}
+
+/**
+ * Like `nextEnts`, but applies conf change entries before reporting them applied, in the order
+ * RawNode users must follow (apply, then advance): this is what lets a leader auto-leave a joint
+ * configuration. Returns the applied entries.
+ */
+export function applyCommitted(p: Interface): Entry[] {
+  p.persist();
+  const log = p.raft.raftLog;
+  const ents = log.nextEntriesSince(log.applied) ?? [];
+  applyConfChanges(p, ents);
+  if (ents.length > 0) p.raft.commitApply(ents[ents.length - 1].index);
+  return ents;
+}
+
+/** Discards every stored entry up to and including `index` (etcd `Compact(index)` semantics). */
+export function compactThrough(store: MemStorage, index: number): void {
+  store.compact(index + 1);
+}
+
+/** Sets a readonly Raft option in place, for scenarios that flip it mid-test (e.g. a rolling pre-vote upgrade). */
+export function setOption(r: Raft, opts: { preVote?: boolean; checkQuorum?: boolean }): void {
+  Object.assign(r, opts);
 }
