@@ -1221,6 +1221,12 @@ export class Raft {
       this.logger.error("rejected snapshot with an invalid configuration", { raft_id: this.id, error: String(e) });
       return false;
     }
+    // Replaying can succeed yet yield another ConfState (a voter also listed as a learner,
+    // learners_next or auto_leave outside a joint config, duplicate ids): refuse that too.
+    if (!confStateEqual(probe.confState(), cs)) {
+      this.logger.error("rejected snapshot with an invalid configuration", { raft_id: this.id, error: "conf state does not round-trip" });
+      return false;
+    }
     this.raftLog.restore(snap);
     this.prs.clear();
     restoreConfState(this.prs, this.raftLog.lastIndex(), cs);

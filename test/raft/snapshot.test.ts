@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { RaftError } from "../../src/raft/errors.ts";
 import { ProgressState } from "../../src/raft/tracker/progress.ts";
-import { MessageType, newEntry } from "../../src/raft/types.ts";
+import { MessageType, newConfState, newEntry, newSnapshot } from "../../src/raft/types.ts";
 import { type Interface, m, newTestRaft, snapshot } from "./harness.ts";
 
 const testingSnap = () => snapshot(11, 11, [1n, 2n]);
@@ -156,5 +156,30 @@ describe("raft-rs test_raft_snap.rs", () => {
     r.step(older);
     expect(p.readMessages().map((x) => [MessageType[x.msgType], x.index])).toEqual([["MsgAppendResponse", 11]]);
     expect(r.raftLog.firstIndex()).toBe(12);
+  });
+
+  test("a snapshot whose ConfState is invalid is refused without touching the log or the configuration", () => {
+    // Regression: ConfStates that replay without error but do not round-trip used to throw out of
+    // step() after the log had already been replaced.
+    const invalid = [
+      newConfState({ voters: [1n, 2n], learners: [2n] }),
+      newConfState({ voters: [1n, 2n], learnersNext: [2n] }),
+      newConfState({ voters: [1n, 2n], autoLeave: true }),
+      newConfState({ voters: [1n, 2n, 2n] }),
+      newConfState({ learners: [2n] }),
+    ];
+    for (const cs of invalid) {
+      const p = newTestRaft(2n, [1n, 2n], 10, 1);
+      const r = p.raft;
+      r.step(m({ msgType: MessageType.MsgSnapshot, from: 1n, to: 2n, term: 11, snapshot: newSnapshot(11, 11, cs) }));
+      // Answered like a stale snapshot: with the follower's commit index.
+      expect(p.readMessages().map((x) => [MessageType[x.msgType], x.index])).toEqual([["MsgAppendResponse", 0]]);
+      expect({ first: r.raftLog.firstIndex(), last: r.raftLog.lastIndex(), pending: r.snap(), conf: r.prs.conf.toString() }).toEqual({
+        first: 1,
+        last: 0,
+        pending: undefined,
+        conf: "voters=(1 2)",
+      });
+    }
   });
 });
