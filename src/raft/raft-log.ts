@@ -1,8 +1,8 @@
 // The Raft log as the core sees it: durable entries in Storage followed by the unstable tail, with
 // the committed, persisted and applied marks.
 import { Unstable } from "./log-unstable.ts";
-import { type Storage, StorageError, limitSize } from "./storage.ts";
-import type { Entry, Snapshot, NodeId } from "./types.ts";
+import { type Storage, StorageError, fitCount, limitSize } from "./storage.ts";
+import { type Entry, type Snapshot, type NodeId, entrySize } from "./types.ts";
 
 export class RaftLog {
   readonly unstable: Unstable;
@@ -249,16 +249,20 @@ export class RaftLog {
     const off = this.unstable.offset;
     let ents: Entry[] = [];
     if (lo < off) {
-      const stored = this.store.entries(lo, Math.min(hi, off), maxSize);
+      const end = Math.min(hi, off);
+      const stored = this.store.entries(lo, end, maxSize);
       // Storage stopped early because of the size limit: do not add unstable entries.
-      if (stored.length < Math.min(hi, off) - lo) return stored;
-      ents = stored;
+      if (stored.length < end - lo) return stored;
+      ents = limitSize(stored, maxSize);
+      if (hi <= off || ents.length < stored.length) return ents;
     }
-    if (hi > off) {
-      const u = this.unstable.slice(Math.max(lo, off), hi);
-      ents = ents.length > 0 ? ents.concat(u) : u;
-    }
-    return limitSize(ents, maxSize);
+    // Cut the unstable part to the remaining budget before copying it (a long tail is common).
+    const from = Math.max(lo, off);
+    let size = 0;
+    if (maxSize !== undefined) for (let i = 0; i < ents.length; i++) size += entrySize(ents[i]);
+    const n = fitCount(this.unstable.entries, from - off, hi - off, maxSize, size, ents.length);
+    const u = this.unstable.slice(from, from + n);
+    return ents.length > 0 ? ents.concat(u) : u;
   }
 
   private mustCheckOutOfBounds(lo: number, hi: number): void {

@@ -258,8 +258,10 @@ export class Raft {
   /** Sends an append (or a snapshot) to `to` if its progress allows; returns whether it sent. */
   maybeSendAppend(to: NodeId, pr: Progress, allowEmpty: boolean): boolean {
     if (pr.isPaused()) return false;
-    const m = msg(to, MessageType.MsgAppend);
+    // Created lazily: most calls from the ack loop find nothing to send.
+    let m: Message;
     if (pr.pendingRequestSnapshot !== INVALID_INDEX) {
+      m = msg(to, MessageType.MsgAppend);
       // The follower asked for a snapshot: do not bother loading entries.
       if (!this.prepareSendSnapshot(m, pr, to)) return false;
     } else {
@@ -272,6 +274,7 @@ export class Raft {
         ents = undefined;
       }
       if (!allowEmpty && (ents === undefined || ents.length === 0)) return false;
+      m = msg(to, MessageType.MsgAppend);
       if (ents !== undefined) term = this.raftLog.tryTerm(pr.nextIdx - 1);
       if (ents !== undefined && term !== undefined) {
         if (this.batchAppend && this.tryBatching(to, pr, ents)) return true;

@@ -56,14 +56,22 @@ export interface Storage {
 
 /** Truncates `ents` so that their total size stays within `maxSize` (always keeps the first). */
 export function limitSize(ents: Entry[], maxSize: number | undefined): Entry[] {
-  if (maxSize === undefined || ents.length <= 1) return ents;
-  let size = entrySize(ents[0]);
-  let n = 1;
-  for (; n < ents.length; n++) {
-    size += entrySize(ents[n]);
-    if (size > maxSize) break;
-  }
+  const n = fitCount(ents, 0, ents.length, maxSize);
   return n === ents.length ? ents : ents.slice(0, n);
+}
+
+/**
+ * How many of ents[from, to) fit within `maxSize` after `taken` earlier entries of `size` bytes
+ * (limitSize's rule: the first entry overall always fits). Lets callers cut before copying.
+ */
+export function fitCount(ents: Entry[], from: number, to: number, maxSize: number | undefined, size = 0, taken = 0): number {
+  if (maxSize === undefined) return to - from;
+  let i = from;
+  for (; i < to; i++) {
+    size += entrySize(ents[i]);
+    if (size > maxSize && (taken > 0 || i > from)) break;
+  }
+  return i - from;
 }
 
 /**
@@ -126,7 +134,8 @@ export class MemStorage implements Storage {
   entries(lo: number, hi: number, maxSize?: number): Entry[] {
     if (lo < this.offset) throw new StorageError("Compacted", `entries(${lo}) < first index ${this.offset}`);
     if (hi > this.lastIndex() + 1) throw new Error(`entries hi ${hi} is out of bound, last index ${this.lastIndex()}`);
-    return limitSize(this.store.slice(lo - this.offset, hi - this.offset), maxSize);
+    const from = lo - this.offset;
+    return this.store.slice(from, from + fitCount(this.store, from, hi - this.offset, maxSize));
   }
 
   snapshot(requestIndex: number, _to: NodeId): Snapshot {
