@@ -82,7 +82,7 @@ describe("supervise (start, signals, stop deadline)", () => {
     write(line: string) {
       this.text += line;
     }
-    async close() {}
+    async flush() {}
   }
 
   function fakeEvents() {
@@ -127,14 +127,13 @@ describe("supervise (start, signals, stop deadline)", () => {
     }
   }
 
-  function setup(opts: { start: () => Promise<RunningService>; stopTimeoutMs?: number; finish?: () => Promise<void> }) {
+  function setup(opts: { start: () => Promise<RunningService>; stopTimeoutMs?: number }) {
     const sink = new MemorySink();
     const ev = fakeEvents();
     const outcome = supervise({
       start: opts.start,
       log: createLogger({ level: "info", sink }),
       stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
-      finish: opts.finish,
       events: ev.events,
     }).then(
       () => "ok",
@@ -146,20 +145,13 @@ describe("supervise (start, signals, stop deadline)", () => {
     return { sink, ev, outcome };
   }
 
-  test.each(["SIGTERM", "SIGINT"])("%s stops the service, flushes, and resolves", async (signal) => {
+  test.each(["SIGTERM", "SIGINT"])("%s stops the service and resolves", async (signal) => {
     const fake = fakeService();
-    let finished = false;
-    const { sink, ev, outcome } = setup({
-      start: async () => fake.service,
-      finish: async () => {
-        finished = true;
-      },
-    });
+    const { sink, ev, outcome } = setup({ start: async () => fake.service });
     await until(() => ev.subscribed() === 1);
     ev.signal(signal);
     expect(await outcome).toBe("ok");
     expect(fake.stops).toEqual([signal]);
-    expect(finished).toBe(true);
     expect(sink.text).toContain(`INFO stopping signal=${signal} timeout_ms=10000\n`);
     expect(sink.text).toEndWith(`INFO stopped signal=${signal}\n`);
     expect(ev.subscribed()).toBe(0);
@@ -289,6 +281,18 @@ describe("the compiled binary", () => {
       code: 1,
       stdout: "",
       stderr: "consensus: config error: config.toml: cannot read config file: no such file\n",
+    });
+  });
+
+  test("a log directory that cannot be created exits 1 with one line", () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "node_address"), ADDRESS);
+    writeFileSync(join(dir, "config.toml"), `[consensus_raft]\nnode_addr = "node_address"\n`);
+    writeFileSync(join(dir, "taken"), "");
+    expect(run(["run", "-d", "taken/logs"], dir)).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `consensus: fatal: cannot open log file "taken/logs/consensus-service.log": a parent of the path is not a directory\n`,
     });
   });
 

@@ -25,7 +25,7 @@ class MemorySink implements Sink {
   write(line: string) {
     this.lines.push(line);
   }
-  async close() {}
+  async flush() {}
 }
 
 const lineNo = (i: number) => `line ${String(i).padStart(5, "0")} ${"x".repeat(60)}\n`;
@@ -145,7 +145,7 @@ describe("createLogger", () => {
       logRotateCompress: false,
     });
     createLogger({ level: "info", sink }).info("hello", { a: 1 });
-    await sink.close();
+    await sink.flush();
     expect(readFileSync(join(dir, "svc.log"), "utf8")).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO hello a=1\n$/);
   });
 
@@ -161,7 +161,7 @@ describe("createLogger", () => {
         logRotateKeep: 1,
         logRotateCompress: false,
       });
-    expect(open).toThrow(`cannot open log file "${join(file, "x.log")}": `);
+    expect(open).toThrow(`cannot open log file "${join(file, "x.log")}": a parent of the path exists but is not a directory`);
   });
 });
 
@@ -186,7 +186,7 @@ describe("rotating file sink", () => {
     const dir = tempDir();
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 1000, keep: 3, compress: false });
     writeLines(sink, 0, 200);
-    await sink.close();
+    await sink.flush();
     const path = join(dir, "c.log");
     expect(readdirSync(dir).sort()).toEqual(["c.log", "c.log.0", "c.log.1", "c.log.2"]);
     for (const f of readdirSync(dir)) expect(statSync(join(dir, f)).size).toBeLessThanOrEqual(1000);
@@ -202,7 +202,7 @@ describe("rotating file sink", () => {
     writeFileSync(path, "x".repeat(950) + "\n");
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 1000, keep: 2, compress: false });
     sink.write(lineNo(0));
-    await sink.close();
+    await sink.flush();
     expect(readFileSync(`${path}.0`, "utf8")).toBe("x".repeat(950) + "\n");
     expect(readFileSync(path, "utf8")).toBe(lineNo(0));
   });
@@ -211,7 +211,7 @@ describe("rotating file sink", () => {
     const dir = tempDir();
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 500, keep: 0, compress: true });
     writeLines(sink, 0, 50);
-    await sink.close();
+    await sink.flush();
     expect(readdirSync(dir)).toEqual(["c.log"]);
     expect(allLines(0, 50).endsWith(readFileSync(join(dir, "c.log"), "utf8"))).toBe(true);
   });
@@ -223,7 +223,7 @@ describe("rotating file sink", () => {
     sink.write("short\n");
     sink.write(long);
     sink.write("after\n");
-    await sink.close();
+    await sink.flush();
     const path = join(dir, "c.log");
     expect(readFileSync(`${path}.1`, "utf8")).toBe("short\n");
     expect(readFileSync(`${path}.0`, "utf8")).toBe(long);
@@ -236,7 +236,7 @@ describe("rotating file sink", () => {
     for (let i = 0; i < 6; i++) writeFileSync(`${path}.${i}`, `old ${i}\n`);
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 200, keep: 2, compress: false });
     writeLines(sink, 0, 4);
-    await sink.close();
+    await sink.flush();
     expect(readdirSync(dir).sort()).toEqual(["c.log", "c.log.0", "c.log.1"]);
     expect(readFileSync(`${path}.1`, "utf8")).toBe("old 0\n");
   });
@@ -245,7 +245,7 @@ describe("rotating file sink", () => {
     const dir = tempDir();
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 2000, keep: 4, compress: true });
     writeLines(sink, 0, 300);
-    await sink.close();
+    await sink.flush();
     expect(readdirSync(dir).sort()).toEqual(["c.log", "c.log.0.gz", "c.log.1.gz", "c.log.2.gz", "c.log.3.gz"]);
     const kept = keptText(join(dir, "c.log"), 4, true);
     expect(kept.length).toBeGreaterThan(4 * 1900);
@@ -259,7 +259,7 @@ describe("rotating file sink", () => {
     const sink = new RotatingFileSink({ dir, fileName: "c.log", rotateSize: 100, keep: 3, compress: true });
     sink.write("a".repeat(80) + "\n");
     sink.write("b".repeat(80) + "\n");
-    await sink.close();
+    await sink.flush();
     expect(readdirSync(dir).sort()).toEqual(["c.log", "c.log.0.gz", "c.log.1.gz"]);
     expect(gunzipSync(readFileSync(`${path}.1.gz`)).toString()).toBe("from the crashed run\n");
     expect(gunzipSync(readFileSync(`${path}.0.gz`)).toString()).toBe("a".repeat(80) + "\n");

@@ -32,8 +32,6 @@ export interface SuperviseOptions {
   log: ConsolaInstance;
   /** Hard bound from the stop signal to the end of shutdown (including a start still in progress). */
   stopTimeoutMs: number;
-  /** Last step of a clean stop, e.g. flushing the log sink; within the same deadline. */
-  finish?: () => Promise<void>;
   events?: ProcessEvents;
 }
 
@@ -75,7 +73,6 @@ export async function supervise(opts: SuperviseOptions): Promise<void> {
       await guard(service.stop(signal));
       log.info("stopped", { signal });
     }
-    if (opts.finish) await guard(opts.finish());
   } catch (err) {
     const error = err instanceof FatalError ? err : new FatalError(`${phase}: ${messageOf(err)}`);
     log.fatal(error.message);

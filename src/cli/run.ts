@@ -57,7 +57,6 @@ export default defineCommand({
       },
       log,
       stopTimeoutMs: STOP_TIMEOUT_MS,
-      finish: () => sink.close(),
     });
   },
 });

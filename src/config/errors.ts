@@ -31,6 +31,12 @@ export function describeFsError(err: unknown): string {
       return "is a directory, not a file";
     case "ENOTDIR":
       return "a parent of the path is not a directory";
+    case "EEXIST":
+      return "a parent of the path exists but is not a directory";
+    case "ENOSPC":
+      return "no space left on device";
+    case "EROFS":
+      return "read-only file system";
     default:
       return err instanceof Error ? err.message : String(err);
   }

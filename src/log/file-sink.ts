@@ -71,11 +71,9 @@ export class RotatingFileSink implements Sink {
     }
   }
 
-  /** Waits for pending compression, then closes the file. Later writes reopen it. */
-  async close(): Promise<void> {
+  // A stop does not wait for this: a file still pending is compressed at the next start.
+  async flush(): Promise<void> {
     await this.jobs;
-    if (this.fd >= 0) closeSync(this.fd);
-    this.fd = -1;
   }
 
   private open(): void {

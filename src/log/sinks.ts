@@ -4,8 +4,8 @@ import { writeSync } from "node:fs";
 
 export interface Sink {
   write(line: string): void;
-  /** Finishes background work (pending compression) and releases the destination. */
-  close(): Promise<void>;
+  /** Resolves when background work (compression of rotated files) is done. */
+  flush(): Promise<void>;
 }
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
@@ -51,5 +51,5 @@ export class StdoutSink implements Sink {
     }
   }
 
-  async close(): Promise<void> {}
+  async flush(): Promise<void> {}
 }
