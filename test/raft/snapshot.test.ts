@@ -92,6 +92,38 @@ describe("etcd raft_snap_test.go", () => {
   });
 });
 
+describe("etcd snapshot_succeed_via_app_resp_behind", () => {
+  test("an ack behind the pending snapshot ends it if the leader's log can still catch the follower up", () => {
+    // Newer etcd, the lead's choice for this core: whatever index the follower's snapshot really
+    // had, replication resumes from the log. raft-rs 0.7 keeps waiting until match >= pending.
+    const p = newTestRaft(1n, [1n, 2n], 10, 1);
+    const r = p.raft;
+    r.becomeCandidate();
+    r.becomeLeader();
+    for (const d of ["a", "b", "c"]) r.step(m({ msgType: MessageType.MsgPropose, from: 1n, to: 1n, entries: [newEntry({ data: new TextEncoder().encode(d) })] }));
+    p.persist();
+    p.readMessages();
+    const pr2 = r.prs.get(2n)!;
+    pr2.becomeSnapshot(4);
+    r.step(m({ msgType: MessageType.MsgAppendResponse, from: 2n, to: 1n, term: r.term, index: 2 }));
+
+    expect({ state: pr2.state, pending: pr2.pendingSnapshot, matched: pr2.matched }).toEqual({ state: ProgressState.Replicate, pending: 0, matched: 2 });
+    expect(p.readMessages().map((x) => [MessageType[x.msgType], x.index, x.entries.map((e) => e.index)])).toEqual([["MsgAppend", 2, [3, 4]]]);
+  });
+
+  test("an ack behind the pending snapshot and below the leader's first index keeps waiting for the snapshot", () => {
+    const p = snapLeader([1n, 2n]);
+    const r = p.raft;
+    p.readMessages();
+    const pr2 = r.prs.get(2n)!;
+    pr2.becomeSnapshot(11);
+    r.step(m({ msgType: MessageType.MsgAppendResponse, from: 2n, to: 1n, term: r.term, index: 5 }));
+
+    expect({ state: pr2.state, pending: pr2.pendingSnapshot, matched: pr2.matched }).toEqual({ state: ProgressState.Snapshot, pending: 11, matched: 5 });
+    expect(p.readMessages()).toEqual([]);
+  });
+});
+
 describe("raft-rs test_raft_snap.rs", () => {
   test("test_request_snapshot: a follower's request_snapshot makes the leader send a snapshot; only a status report ends it", () => {
     const p = newTestRaft(1n, [1n, 2n], 10, 1);
