@@ -7,6 +7,8 @@ import { Changer, ConfChangeError, restoreConfState } from "../../src/raft/confc
 import { ProgressTracker } from "../../src/raft/tracker/tracker.ts";
 import { type ConfChangeSingle, ConfChangeType, type ConfState, confStateEqual, newConfState } from "../../src/raft/types.ts";
 
+/** Generous: the machine is shared and the brute-force oracles are exponential in the missing votes. */
+const PROPERTY_TIMEOUT = 30_000;
 const RUNS = { numRuns: 1000 };
 const LAST_INDEX = 10;
 
@@ -65,7 +67,7 @@ describe("confchange quick (etcd TestConfChangeQuick)", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("a Changer never modifies the tracker it reads (changes take effect only through applyConf)", () => {
     fc.assert(
@@ -77,7 +79,7 @@ describe("confchange quick (etcd TestConfChangeQuick)", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 });
 
 describe("restoreConfState", () => {
@@ -97,7 +99,7 @@ describe("restoreConfState", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("a ConfState no sequence of changes can produce either throws or visibly fails to round-trip", () => {
     // Like etcd's confchange.Restore, the replay does not validate: callers (Raft.restore, the Raft

@@ -7,6 +7,8 @@ import { JointConfig } from "../../src/raft/quorum/joint.ts";
 import { MajorityConfig, VoteResult } from "../../src/raft/quorum/majority.ts";
 import type { NodeId } from "../../src/raft/types.ts";
 
+/** Generous: the machine is shared and the brute-force oracles are exponential in the missing votes. */
+const PROPERTY_TIMEOUT = 30_000;
 const RUNS = { numRuns: 2000 };
 
 /** Small ids and ids near 2^64 (SipHash ids are uint64, beyond 2^53). */
@@ -73,7 +75,7 @@ describe("majority quorum", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("voteResult matches a brute force over every completion of the missing votes", () => {
     fc.assert(
@@ -82,7 +84,7 @@ describe("majority quorum", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("examples: a 3-node cluster commits the median, an empty config commits everything and wins every vote", () => {
     const c = new MajorityConfig([1n, 2n, 3n]);
@@ -109,7 +111,7 @@ describe("joint quorum", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("a joint config with an empty outgoing half behaves exactly like its incoming majority", () => {
     fc.assert(
@@ -121,7 +123,7 @@ describe("joint quorum", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 
   test("voteResult needs both halves: brute force over every completion of the missing votes", () => {
     fc.assert(
@@ -131,5 +133,5 @@ describe("joint quorum", () => {
       }),
       RUNS,
     );
-  });
+  }, PROPERTY_TIMEOUT);
 });
