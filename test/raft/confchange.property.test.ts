@@ -7,7 +7,7 @@ import { Changer, ConfChangeError, restoreConfState } from "../../src/raft/confc
 import { ProgressTracker } from "../../src/raft/tracker/tracker.ts";
 import { type ConfChangeSingle, ConfChangeType, type ConfState, confStateEqual, newConfState } from "../../src/raft/types.ts";
 
-/** Generous: the machine is shared and the brute-force oracles are exponential in the missing votes. */
+/** Generous: the machine is shared with other engineers' test runs. */
 const PROPERTY_TIMEOUT = 30_000;
 const RUNS = { numRuns: 1000 };
 const LAST_INDEX = 10;
