@@ -82,7 +82,10 @@ describe("etcd raft_paper_test.go (§5.1 terms)", () => {
     // etcd swaps r.step for a fake; here the role handlers are shadowed on the instance.
     let called = false;
     const spy = r as unknown as Record<string, unknown>;
-    for (const h of ["stepFollower", "stepCandidate", "stepLeader"]) spy[h] = () => (called = true);
+    for (const h of ["stepFollower", "stepCandidate", "stepLeader"]) {
+      expect(typeof spy[h]).toBe("function"); // the spy must shadow real handlers
+      spy[h] = () => (called = true);
+    }
     const before = { term: r.term, state: r.state, leader: r.leaderId, elapsed: r.electionElapsed, last: r.raftLog.lastIndex() };
 
     r.step(m({ msgType: MessageType.MsgAppend, term: r.term - 1 }));
