@@ -599,6 +599,12 @@ export class Raft {
       this.logger.debug("ignoring MsgHup because already leader", { raft_id: this.id });
       return;
     }
+    // A learner or removed node must not campaign even when asked to (RawNode.campaign): voters
+    // would grant it and a non-voter would lead, or its term bumps would disrupt the cluster.
+    if (!this.promotable) {
+      this.logger.warn("is unpromotable and can not campaign", { raft_id: this.id, term: this.term });
+      return;
+    }
     // A pending snapshot already carries its configuration; otherwise look at unapplied entries.
     const first = this.raftLog.unstable.maybeFirstIndex() ?? this.raftLog.applied + 1;
     const ents = first <= this.raftLog.committed ? this.raftLog.slice(first, this.raftLog.committed + 1) : [];
