@@ -1,0 +1,53 @@
+// Runs many seeds and sums them up: shared by the CI tests and the CLI.
+import { type SimResult, simulate } from "./sim.ts";
+
+export interface CampaignOptions {
+  /** First seed; seeds are consecutive. */
+  from: number;
+  count: number;
+  steps: number;
+  skipInvariants?: readonly string[];
+  /** Stop at the first violation. */
+  stopOnViolation?: boolean;
+  onResult?: (r: SimResult) => void;
+}
+
+export interface CampaignSummary {
+  seeds: number;
+  /** Safety-phase steps over all seeds. */
+  steps: number;
+  livenessSteps: number;
+  failures: SimResult[];
+  elapsedMs: number;
+  /** Wall-clock cost of 1,000 steps (both phases). */
+  msPer1000Steps: number;
+}
+
+export function runCampaign(o: CampaignOptions): CampaignSummary {
+  const t0 = performance.now();
+  let seeds = 0;
+  let steps = 0;
+  let livenessSteps = 0;
+  const failures: SimResult[] = [];
+  for (let seed = o.from; seed < o.from + o.count; seed++) {
+    const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants });
+    seeds++;
+    steps += r.steps;
+    livenessSteps += r.livenessSteps;
+    o.onResult?.(r);
+    if (r.violation) {
+      failures.push(r);
+      if (o.stopOnViolation) break;
+    }
+  }
+  const elapsedMs = performance.now() - t0;
+  const all = steps + livenessSteps;
+  return { seeds, steps, livenessSteps, failures, elapsedMs, msPer1000Steps: all === 0 ? 0 : (elapsedMs * 1000) / all };
+}
+
+export function describeSummary(s: CampaignSummary, stepsPerSeed: number): string {
+  return (
+    `${s.seeds} seeds x ${stepsPerSeed} steps (+${s.livenessSteps} liveness steps): ${s.failures.length} violation(s) ` +
+    `in ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.msPer1000Steps.toFixed(1)} ms per 1,000 steps`
+  );
+}

@@ -1,0 +1,112 @@
+// Command line for long simulation campaigns and for replaying one seed.
+//   bun run test/sim/cli.ts --seeds 5000 --steps 5000          a campaign from seed 1
+//   bun run test/sim/cli.ts --seed 4242 --steps 2000 --verbose  replay one seed with its full trace
+//   bun run test/sim/cli.ts --seeds 300 --bug grantVoteWithoutLogCheck
+// Exit code: 0 when no seed violated an invariant, 1 when one did, 2 on bad arguments.
+import { parseArgs } from "node:util";
+import { Raft } from "../../src/raft/raft.ts";
+import { describeSummary, runCampaign } from "./campaign.ts";
+import { INVARIANTS } from "./checker.ts";
+import { formatViolation, simulate } from "./sim.ts";
+
+const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M] [--keep-going]
+       bun run test/sim/cli.ts --seed S [--steps M] [--verbose] [--trace-lines K]
+  --seeds N        number of seeds in a campaign (default 100)
+  --from S         first seed of a campaign (default 1)
+  --steps M        safety-phase steps per seed (default 2000)
+  --seed S         run only seed S and print its result
+  --verbose        with --seed: print every event as it happens
+  --trace-lines K  events of history in a violation report (default 40)
+  --keep-going     do not stop a campaign at the first violation
+  --bug NAME       enable a deliberately injected core bug: ${Object.keys(Raft.testBugs).join(", ")}
+  --skip NAME      do not enforce one invariant (repeatable), to see what the others catch:
+                   ${INVARIANTS.join(", ")}`;
+
+function usage(msg: string): never {
+  process.stderr.write(`sim: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function int(name: string, v: string | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) usage(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return Number(v);
+}
+
+let args;
+try {
+  args = parseArgs({
+    options: {
+      seeds: { type: "string" },
+      from: { type: "string" },
+      steps: { type: "string" },
+      seed: { type: "string" },
+      verbose: { type: "boolean" },
+      "trace-lines": { type: "string" },
+      "keep-going": { type: "boolean" },
+      bug: { type: "string" },
+      skip: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+} catch (e) {
+  usage((e as Error).message);
+}
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const steps = int("steps", args.steps, 2000, 1);
+const traceLines = int("trace-lines", args["trace-lines"], 40, 1);
+if (args.bug !== undefined) {
+  if (!(args.bug in Raft.testBugs)) usage(`unknown --bug "${args.bug}"`);
+  (Raft.testBugs as Record<string, boolean>)[args.bug] = true;
+  process.stdout.write(`injected core bug: ${args.bug}\n`);
+}
+
+const skipInvariants = args.skip ?? [];
+for (const name of skipInvariants) {
+  if (!(INVARIANTS as readonly string[]).includes(name)) usage(`unknown invariant "${name}"`);
+}
+
+if (args.seed !== undefined) {
+  const seed = int("seed", args.seed, 0, 0);
+  const t0 = performance.now();
+  const r = simulate({ seed, steps, traceLines, skipInvariants, onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
+  const ms = performance.now() - t0;
+  process.stdout.write(`seed ${seed}: ${r.params}\n`);
+  process.stdout.write(
+    `  ${r.steps} steps + ${r.livenessSteps} liveness steps, ${r.simTimeMs} simulated ms, ${ms.toFixed(0)} ms wall, digest ${r.digest.toString(16)}\n`,
+  );
+  process.stdout.write(`  ${JSON.stringify(r.stats)}\n`);
+  if (r.violation) {
+    process.stdout.write(`${formatViolation(r.violation, steps)}\n`);
+    process.exit(1);
+  }
+  process.stdout.write("  no violation\n");
+  process.exit(0);
+}
+
+const count = int("seeds", args.seeds, 100, 1);
+const from = int("from", args.from, 1, 0);
+let done = 0;
+const summary = runCampaign({
+  from,
+  count,
+  steps,
+  skipInvariants,
+  stopOnViolation: !args["keep-going"],
+  onResult: (r) => {
+    done++;
+    if (r.violation) process.stdout.write(`${formatViolation(r.violation, steps)}\n`);
+    else if (done % 100 === 0) process.stdout.write(`  ${done}/${count} seeds ok\n`);
+  },
+});
+process.stdout.write(`${describeSummary(summary, steps)}\n`);
+if (summary.failures.length > 0) {
+  process.stdout.write(`failing seeds: ${summary.failures.map((f) => f.seed).join(" ")}\n`);
+  process.exit(1);
+}
