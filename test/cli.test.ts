@@ -296,17 +296,36 @@ describe("the compiled binary", () => {
     });
   });
 
-  test("--version is fast: median under 100 ms", () => {
-    run(["--version"]); // warm the page cache
-    const times: number[] = [];
-    for (let i = 0; i < 7; i++) {
+  // The machine is shared, so the bound is relative to a compiled hello-world (same build flags)
+  // timed in the same run, interleaved: measured 1.9-2.6x for this binary, 3.3-3.7x when every
+  // module is loaded eagerly. On a quiet machine (hello-world under 30 ms) it must also be < 100 ms.
+  test("--version is fast: under 3x a compiled hello-world, and under 100 ms on a quiet machine", async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, "hello.ts"), 'console.log("consensus_raft 0.0.0");\n');
+    const build = Bun.spawnSync(
+      [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "hello.ts", "--outfile", "hello"],
+      { cwd: dir },
+    );
+    expect(build.exitCode).toBe(0);
+    const time = (cmd: string[]) => {
       const t0 = performance.now();
-      expect(run(["--version"]).code).toBe(0);
-      times.push(performance.now() - t0);
+      expect(Bun.spawnSync(cmd).exitCode).toBe(0);
+      return performance.now() - t0;
+    };
+    time([bin, "--version"]); // warm the page cache
+    time([join(dir, "hello")]);
+    const ours: number[] = [];
+    const hello: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      ours.push(time([bin, "--version"]));
+      hello.push(time([join(dir, "hello")]));
     }
-    times.sort((a, b) => a - b);
-    expect(times[3]).toBeLessThan(100);
-  });
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [m, h] = [median(ours), median(hello)];
+    const report = `--version median ${m.toFixed(1)} ms, hello-world median ${h.toFixed(1)} ms`;
+    expect(m / h, report).toBeLessThan(3);
+    if (h < 30) expect(m, report).toBeLessThan(100);
+  }, 60_000);
 
   describe("run until a signal", () => {
     // Ports that are free now: ours to bind, and peers (network, controller) that refuse at once.
