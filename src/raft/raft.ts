@@ -441,7 +441,8 @@ export class Raft {
   onPersistEntries(index: number, term: number): void {
     const update = this.raftLog.maybePersist(index, term);
     if (update && this.state === StateRole.Leader) {
-      if (term !== this.term) throw new Error(`leader's persisted index changed but the term ${term} is not the same as ${this.term}`);
+      // An older term's entries land late when a lone voter won before its write completed;
+      // counting them is safe, as only entries of the current term commit by counting.
       const pr = this.prs.get(this.id);
       if (pr && pr.maybeUpdate(index) && this.maybeCommit() && this.shouldBcastCommit()) this.bcastAppend();
     }
@@ -532,10 +533,9 @@ export class Raft {
     this.leaderId = this.id;
     this.state = StateRole.Leader;
     const last = this.raftLog.lastIndex();
-    // Votes leave only after persistence, so a new leader's log is fully persisted.
-    if (last !== this.raftLog.persisted) {
-      throw new Error(`new leader's last index ${last} is not persisted (${this.raftLog.persisted})`);
-    }
+    // The log may not be fully durable yet: a lone voter wins at once, possibly right after
+    // stepping an append it has not written (e.g. a removed leader's MsgTimeoutNow in the same
+    // batch). reset() set its own match to the persisted index; it counts the rest once written.
     this.uncommitted.lastLogTailIndex = last;
     this.prs.get(this.id)?.becomeReplicate();
     // There may be an unapplied conf change in the log: delay new ones until everything is applied.

@@ -193,13 +193,6 @@ export class RawNode {
     const r = this.raft;
     const number = ++this.maxNumber;
     const record: ReadyRecord = { number };
-    if (this.prevSs.raftState !== StateRole.Leader && r.state === StateRole.Leader) {
-      // The votes that made us leader were sent after persisting: earlier records are empty.
-      for (const rec of this.records) {
-        if (rec.lastEntry !== undefined || rec.snapshot !== undefined) throw new Error("unexpected pending persistence record on becoming leader");
-      }
-      this.records = [];
-    }
     let mustSync = false;
     const ss = r.softState();
     const softState = ss.leaderId !== this.prevSs.leaderId || ss.raftState !== this.prevSs.raftState ? ss : undefined;
