@@ -312,7 +312,7 @@ describe("applying conf changes", () => {
   });
 });
 
-describe("joint consensus in a cluster", () => {
+describe("membership changes in a cluster", () => {
   /** Voters 1..3 plus node 4, which is not yet a member (its configuration is [1,2,3]). */
   function cluster(): Network {
     return new Network([1n, 2n, 3n, 4n].map((id) => newTestRaft(id, P3, 10, 1)));
@@ -443,6 +443,32 @@ describe("joint consensus in a cluster", () => {
     expect(nt.raft(2n).state).toBe(StateRole.Leader);
     nt.send([proposal(2n, 2n, "x")]);
     expect(nt.raft(3n).raftLog.committed).toBe(nt.raft(2n).raftLog.lastIndex());
+  });
+
+  test("removing the leader of two: the last voter takes over even with an append it has not persisted yet", () => {
+    // Regression: a lone voter wins at once, and it used to crash (raft-rs asserts too) when the
+    // removed leader's last append and its MsgTimeoutNow were stepped in one batch before a Ready.
+    const nt = new Network([undefined, undefined]);
+    nt.send([hup(2n)]);
+    nt.send([proposeConfChange(2n, 2n, removeNode(2n))]);
+    for (const id of [1n, 2n]) applyCommitted(nt.peer(id));
+    const n1 = nt.peer(1n);
+    expect(voterIds(n1.raft)).toEqual([1n]);
+    // The removed leader still replicates an entry it accepted earlier; its append and the
+    // transfer arrive together, before node 1 wrote the append to disk.
+    const last = nt.raft(2n).raftLog.lastIndex();
+    const app = m({ msgType: MessageType.MsgAppend, from: 2n, to: 1n, term: 1, index: last, logTerm: 1, commit: last, entries: [newEntry({ term: 1, index: last + 1, data: new TextEncoder().encode("late") })] });
+    n1.step(app);
+    n1.step(m({ msgType: MessageType.MsgTimeoutNow, from: 2n, to: 1n, term: 1 }));
+    expect(n1.raft.state).toBe(StateRole.Leader);
+    expect(n1.raft.term).toBe(2);
+    // It does not count the unwritten entries for itself...
+    expect(n1.raft.prs.get(1n)!.matched).toBe(last);
+    expect(n1.raft.raftLog.committed).toBe(last);
+    // ...and commits them, with its no-op, once they are durable.
+    n1.persist();
+    expect(n1.raft.raftLog.committed).toBe(last + 2);
+    expect(applyCommitted(n1).map((e) => text(e.data))).toEqual(["late", ""]);
   });
 
   test("a leader elected during an auto-leave joint config leaves it once it has applied its log", () => {

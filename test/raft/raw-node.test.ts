@@ -196,6 +196,34 @@ describe("asynchronous apply and persistence", () => {
   });
 });
 
+test("async persistence: a lone voter that wins while an earlier Ready is still being written commits after it lands", () => {
+  // Regression: becoming leader with a Ready in flight used to throw (ready() and onPersistEntries
+  // assumed a new leader's log is always durable, as raft-rs does).
+  const p = RawPeer.bootstrap(1n, newConfState({ voters: [1n] }));
+  p.node.raft.becomeFollower(1, 2n);
+  p.node.step(m({ msgType: MessageType.MsgAppend, from: 2n, to: 1n, term: 1, index: 0, logTerm: 0, entries: [newEntry({ term: 1, index: 1, data: enc("old") })] }));
+  const rd1 = p.node.ready();
+  p.store.append(rd1.entries);
+  p.store.setHardState(rd1.hardState!);
+  p.node.advanceAppendAsync(rd1);
+  p.node.step(m({ msgType: MessageType.MsgTimeoutNow, from: 2n, to: 1n, term: 1 }));
+  expect(p.node.raft.state).toBe(StateRole.Leader);
+  const rd2 = p.node.ready();
+  expect(rd2.entries.map((e) => [e.term, e.index])).toEqual([[2, 2]]);
+  p.store.append(rd2.entries);
+  p.store.setHardState(rd2.hardState!);
+  p.node.advanceAppendAsync(rd2);
+  // The older write lands first: an entry of the old term, nothing to commit yet.
+  p.node.onPersistReady(rd1.number);
+  expect(p.node.raft.raftLog.committed).toBe(0);
+  p.node.onPersistReady(rd2.number);
+  const rd3 = p.node.ready();
+  expect(rd3.committedEntries.map((e) => [e.index, text(e.data)])).toEqual([
+    [1, "old"],
+    [2, ""],
+  ]);
+});
+
 describe("inputs through RawNode", () => {
   test("step refuses local message types from outside", () => {
     const p = follower();
