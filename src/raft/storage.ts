@@ -143,9 +143,12 @@ export class MemStorage implements Storage {
       this.triggerSnapUnavailable--;
       throw new StorageError("SnapshotTemporarilyUnavailable");
     }
-    const snap = cloneSnapshot(this.snap);
-    if (snap.metadata.index < requestIndex) snap.metadata.index = requestIndex;
-    return snap;
+    // Like the real storages: never forge a newer index onto an older snapshot (its term would be
+    // wrong and the follower would reject every later append); Raft retries later.
+    if (this.snap.metadata.index < requestIndex) {
+      throw new StorageError("SnapshotTemporarilyUnavailable", `requested ${requestIndex}, have ${this.snap.metadata.index}`);
+    }
+    return cloneSnapshot(this.snap);
   }
 
   /** Appends entries, discarding any existing entries at index >= the first new one. */
