@@ -288,6 +288,30 @@ describe("request_snapshot (raft-rs)", () => {
     expect(lead.readMessages().filter((x) => x.msgType === MessageType.MsgSnapshot).length).toBe(1);
   });
 
+  test("a request beyond the stored snapshot waits for a real one instead of getting a forged index", () => {
+    // Regression: MemStorage used to raise a stale snapshot's index to the requested one but keep
+    // its term, so the follower installed (4, term of 2) and then rejected every later append.
+    const { nt, lead } = cluster();
+    nt.send([proposal(1n, 1n, "d")]);
+    const f = nt.peer(2n);
+    f.raft.requestSnapshot(f.raft.raftLog.committed); // 5, beyond the stored snapshot at 4
+    const req = expectOneMessage(f);
+    lead.step(req);
+    expect(lead.readMessages().filter((x) => x.msgType === MessageType.MsgSnapshot)).toEqual([]);
+    expect(lead.raft.prs.get(2n)!.state).toBe(ProgressState.Probe);
+    nextEnts(lead);
+    lead.store.createSnapshot(5, newConfState({ voters: P3 }), new TextEncoder().encode("sm@5"));
+    lead.step(req);
+    const snaps = lead.readMessages().filter((x) => x.msgType === MessageType.MsgSnapshot);
+    expect(snaps.map((x) => [x.snapshot?.metadata.index, x.snapshot?.metadata.term])).toEqual([[5, 1]]);
+    nt.send(snaps);
+    expect(f.store.snap.metadata.index).toBe(5);
+    nt.send([m({ msgType: MessageType.MsgSnapStatus, from: 2n, to: 1n })]);
+    nt.send([m({ msgType: MessageType.MsgHeartbeatResponse, from: 2n, to: 1n, term: lead.raft.term })]);
+    nt.send([proposal(1n, 1n, "e")]);
+    expect(f.raft.raftLog.committed).toBe(6);
+  });
+
   test("a snapshot request is refused without a leader and on the leader itself", () => {
     const p = newTestRaft(2n, P3, 10, 1);
     expect(() => p.raft.requestSnapshot(1)).toThrow(RaftError);
