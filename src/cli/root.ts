@@ -1,4 +1,5 @@
-// The command tree. Subcommands are imported only when chosen, so `--version` loads nothing.
+// The command tree. A subcommand module is evaluated only when chosen (a dynamic import), which keeps
+// `--version` and `-h` from starting the service code.
 import { defineCommand, type CommandDef, type Resolvable } from "citty";
 import { UsageError } from "./errors.ts";
 import { VERSION } from "./version.ts";
