@@ -25,7 +25,6 @@ import {
   proposeConfChange,
   removeNode,
   setOption,
-  setRandomizedElectionTimeout,
   tickTimes,
   transferLeader,
   votedWithConfig,

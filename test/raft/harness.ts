@@ -238,13 +238,6 @@ export class Network {
     return out;
   }
 
-  /** Drains the queued messages of every live peer (after ticking them directly). */
-  readAll(): Message[] {
-    const out: Message[] = [];
-    for (const p of this.peers.values()) if (p !== undefined) out.push(...this.filter(p.readMessages()));
-    return out;
-  }
-
   /** Filters messages through drop/ignore rules (local messages must never be sent). */
   filter(msgs: Message[]): Message[] {
     return msgs.filter((msg) => {

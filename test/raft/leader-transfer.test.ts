@@ -8,6 +8,7 @@ import { CAMPAIGN_TRANSFER, ConfChangeType, type Message, MessageType, type Node
 import {
   Network,
   StateRole,
+  compactThrough,
   confChange,
   expectOneMessage,
   hup,
@@ -107,7 +108,7 @@ describe("successful transfers", () => {
     nextEnts(leadIf);
     const applied = lead.raftLog.applied;
     leadIf.store.createSnapshot(applied, newConfState({ voters: voterIds(lead) }), new Uint8Array());
-    leadIf.store.compact(applied + 1);
+    compactThrough(leadIf.store, applied);
     nt.recover();
     expect(lead.prs.get(3n)!.matched).toBe(1);
     // Hold back 3's ack of the snapshot.

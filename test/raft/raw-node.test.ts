@@ -6,7 +6,7 @@ import { StateRole } from "../../src/raft/raft.ts";
 import { RawNode, SnapshotStatus } from "../../src/raft/raw-node.ts";
 import { ProgressState } from "../../src/raft/tracker/progress.ts";
 import { ConfChangeType, type Message, MessageType, NONE, type NodeId, newConfState, newEntry } from "../../src/raft/types.ts";
-import { addLearner, addNode, confChange, m, text } from "./harness.ts";
+import { addLearner, addNode, compactThrough, confChange, m, text } from "./harness.ts";
 import { DEFAULT_PEER_CONFIG, RawCluster, RawPeer, appliedData } from "./raw-harness.ts";
 
 const P3: NodeId[] = [1n, 2n, 3n];
@@ -303,7 +303,7 @@ describe("inputs through RawNode", () => {
     c.propose(1n, "a", "b", "c");
     const lead = c.peer(1n);
     lead.store.createSnapshot(lead.appliedIndex, lead.confState(), enc("sm"));
-    lead.store.compact(lead.appliedIndex + 1);
+    compactThrough(lead.store, lead.appliedIndex);
     const snaps: Message[] = [];
     c.drop = (x) => {
       if (x.msgType !== MessageType.MsgSnapshot) return false;

@@ -14,6 +14,7 @@ import {
   becomeLeaderNow,
   beat,
   commitNoopEntry,
+  compactThrough,
   entsWithTerms,
   expectOneMessage,
   hup,
@@ -615,7 +616,7 @@ test("FastLogRejection: the follower's hint and the leader's term skip find the 
     const s2 = newStorageWithEntries(entsWithTerms(followerTerms), P3);
     s2.setHardState({ term: lastTerm, vote: 1n, commit: 0 });
     const n2 = newTestRaft(2n, [], 10, 1, s2);
-    if (compact !== 0) s2.compact(compact + 1);
+    if (compact !== 0) compactThrough(s2, compact);
     n2.step(m({ msgType: MessageType.MsgHeartbeat, from: 1n, to: 2n, term: n1.raft.term }));
     const hbResp = expectOneMessage(n2);
     expect(hbResp.msgType).toBe(MessageType.MsgHeartbeatResponse);

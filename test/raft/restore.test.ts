@@ -10,6 +10,7 @@ import {
   Network,
   StateRole,
   beat,
+  compactThrough,
   entsWithTerms,
   expectOneMessage,
   hup,
@@ -205,7 +206,7 @@ describe("providing snapshots", () => {
     nextEnts(lead);
     const applied = lead.raft.raftLog.applied;
     nt.storage.get(1n)!.createSnapshot(applied, newConfState({ voters: voterIds(lead.raft) }), new Uint8Array());
-    nt.storage.get(1n)!.compact(applied + 1);
+    compactThrough(nt.storage.get(1n)!, applied);
     nt.recover();
     // Heartbeats until the leader knows 3 is active again (one round suffices; bounded for safety).
     for (let i = 0; i < 10 && !lead.raft.prs.get(3n)!.recentActive; i++) nt.send([beat(1n)]);
