@@ -1,5 +1,6 @@
 // SqliteStorage semantics: what survives a restart, log truncation and compaction boundaries,
 // snapshots, the Raft safety guards on the write side, and uint64 edge values.
+import type { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import fs from "node:fs";
@@ -7,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { StorageError } from "../src/raft/storage.ts";
 import { type Entry, EntryType, type Snapshot, newConfState, newEntry } from "../src/raft/types.ts";
+import { StorageWriteError } from "../src/storage/errors.ts";
 import { SqliteStorage } from "../src/storage/sqlite.ts";
 import { Model, fingerprint, nextOp, rng, runOp } from "./fixtures/storage/workload.ts";
 
@@ -215,6 +217,23 @@ describe("hard state", () => {
     expect(() => s.persist({ hardState: { term: 2 ** 53, vote: 1n, commit: 0 } })).toThrow("invalid hard state");
     expect(() => s.persist({ snapshot: snap(1.5, 1, [1n], bytes()) })).toThrow("invalid snapshot index 1.5");
     expect(fingerprint(reopen(s))).toBe(fingerprint(new Model()));
+  });
+
+  test("a failed write (disk full) throws StorageWriteError and leaves memory and disk as they were", () => {
+    const s = openAt(tmpDir());
+    s.persist({ entries: ents(1, 3, 1), hardState: { term: 1, vote: 1n, commit: 1 } });
+    const before = fingerprint(s);
+    // White-box: cap the database at its current size, as a full disk would.
+    const db = (s as unknown as { db: Database }).db;
+    db.run(`PRAGMA max_page_count = ${Number(db.query("PRAGMA page_count").values()[0][0])}`);
+    const big = [newEntry({ index: 2, term: 2, data: new Uint8Array(100_000) })];
+    expect(() => s.persist({ entries: big, hardState: { term: 2, vote: 2n, commit: 1 } })).toThrow(
+      new StorageWriteError(`raft database ${s.file}: persist failed: disk full (database or disk is full)`),
+    );
+    expect(fingerprint(s)).toBe(before);
+    db.run("PRAGMA max_page_count = 1073741823");
+    s.persist({ entries: big, hardState: { term: 2, vote: 2n, commit: 1 } });
+    expect(reopen(s).entries(1, 3)).toEqual([ent(1, 1), big[0]]);
   });
 
   test("an empty Ready writes nothing", () => {
