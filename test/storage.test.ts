@@ -121,7 +121,7 @@ describe("restart recovery", () => {
 
   test("matches a MemStorage-based model over random operations and restarts", () => {
     fc.assert(
-      fc.property(fc.integer(), fc.array(fc.boolean(), { minLength: 10, maxLength: 40 }), (seed, restarts) => {
+      fc.property(fc.integer(), fc.array(fc.boolean(), { minLength: 10, maxLength: 30 }), (seed, restarts) => {
         const dir = tmpDir();
         let s = SqliteStorage.open(dir, { synchronous: "NORMAL" });
         try {
@@ -142,9 +142,9 @@ describe("restart recovery", () => {
           s.close();
         }
       }),
-      { numRuns: 30 },
+      { numRuns: 25 },
     );
-  });
+  }, 60_000);
 });
 
 describe("appending entries", () => {
