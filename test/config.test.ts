@@ -60,6 +60,7 @@ const DEFAULTS = {
   heartbeatTick: 15,
   electionTick: 50,
   checkQuorum: false,
+  preVote: true,
   raftDataPath: "raft-data-dir",
   enableMetrics: true,
   metricsPort: 60001,
@@ -106,6 +107,7 @@ describe("loadConfig: values", () => {
       heartbeat_tick = 1
       election_tick = 2
       check_quorum = true
+      pre_vote = false
       raft_data_path = "/data/raft"
       enable_metrics = false
       metrics_port = 1
@@ -130,6 +132,7 @@ describe("loadConfig: values", () => {
       heartbeatTick: 1,
       electionTick: 2,
       checkQuorum: true,
+      preVote: false,
       raftDataPath: "/data/raft",
       enableMetrics: false,
       metricsPort: 1,

@@ -97,6 +97,7 @@ const KEYS: { [K in keyof Fields]: [key: string, check: Check<Fields[K]>, fallba
   heartbeatTick: ["heartbeat_tick", integer(1), 15],
   electionTick: ["election_tick", integer(1), 50],
   checkQuorum: ["check_quorum", boolean, false],
+  preVote: ["pre_vote", boolean, true],
   raftDataPath: ["raft_data_path", nonEmptyString, "raft-data-dir"],
   enableMetrics: ["enable_metrics", boolean, true],
   metricsPort: ["metrics_port", port, 60001],

@@ -22,6 +22,8 @@ export interface Config {
   readonly heartbeatTick: number;
   readonly electionTick: number;
   readonly checkQuorum: boolean;
+  /** Our addition: a pre-vote round before a real election (a rejoining node cannot disrupt). */
+  readonly preVote: boolean;
   readonly raftDataPath: string;
   readonly enableMetrics: boolean;
   readonly metricsPort: number;

@@ -1,52 +1,145 @@
-// The running service: the gRPC server, the peer transport behind ProcessNetworkMsg, and
-// registration with the network service in the background. Raft is not wired in yet: inbound raft
-// messages are counted (transport stats) and dropped, and Reconfigure is only logged.
+// The running service: storage, the gRPC server and health first; then network registration and
+// the probe in the background; the supervisor starts a Raft peer once the controller tells this
+// node it is a validator. Stopping hands leadership over first (bounded), then closes everything.
 import type { ConsolaInstance } from "consola";
+import { HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts";
 import type { Config } from "../config/types.ts";
+import { ConsensusMetrics } from "../metrics/metrics.ts";
+import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
 import { PeerTransport } from "../peer/transport.ts";
-import { createNetworkClient } from "../rpc/clients.ts";
+import { STATE_ROLE_NAMES, StateRole } from "../raft/raft.ts";
+import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
 import { registerNetworkMsgHandler } from "../rpc/registration.ts";
 import { createGrpcServer } from "../rpc/server.ts";
+import { SqliteStorage } from "../storage/sqlite.ts";
+import { RaftPeer } from "./raft-peer.ts";
+import { Supervisor } from "./supervisor.ts";
 
 export interface RunningService {
-  /** Stops everything (leader hand-off first, once Raft runs). Safe to call more than once. */
+  /** Stops everything (leader hand-off first). Safe to call more than once. */
   stop(reason: string): Promise<void>;
   /** Rejects with a readable Error when the service hits a fatal condition after start-up. */
   readonly done: Promise<void>;
 }
 
+/** How long a stopping leader waits for another node to take over. */
+export const HAND_OFF_MS = 1_000;
 /** How long gRPC calls in flight may take to finish when stopping. */
-const STOP_GRACE_MS = 1500;
-/** How long queued peer messages may take to go out when stopping (Raft resends what is lost). */
-const DRAIN_MS = 500;
+const STOP_GRACE_MS = 1_000;
+/** How long queued peer messages may take to go out when stopping. */
+const DRAIN_MS = 300;
 
 export async function startService(cfg: Config, log: ConsolaInstance): Promise<RunningService> {
   const selfId = peerIdFromAddress(cfg.nodeAddress);
-  log.info("consensus service starting", { peer_id: selfId.toString(), peer_id_hex: peerIdHex(selfId) });
+  log.info("consensus service starting", { peer_id: selfId, peer_id_hex: peerIdHex(selfId) });
 
+  const storage = SqliteStorage.open(cfg.raftDataPath, { log: log.withTag("storage") });
   const netLog = log.withTag("network");
   const network = createNetworkClient({ port: cfg.networkPort });
+  const controller = createControllerClient({ port: cfg.controllerPort });
   const transport = new PeerTransport({ selfId, network, log: netLog });
+
+  let rejectDone!: (e: Error) => void;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  let fatalError: Error | undefined;
+  let stopping: Promise<void> | undefined;
+  let serving = false;
+
+  const raftLog = log.withTag("raft");
+  let metrics: ConsensusMetrics | undefined;
+  const supervisor = new Supervisor({
+    cfg,
+    log,
+    storage,
+    controller,
+    makePeer: (trigger) =>
+      new RaftPeer(
+        {
+          cfg,
+          selfId,
+          log: raftLog,
+          storage,
+          outlet: transport,
+          controller,
+          fatal: (e) => fatal(e),
+          events: {
+            roleChanged(role, leader) {
+              if (role === StateRole.Candidate || role === StateRole.PreCandidate) metrics?.elections.inc();
+              if (role === StateRole.Leader || role === StateRole.Follower) metrics?.leaderChanges.inc();
+              log.info("raft role", { role: STATE_ROLE_NAMES[role], leader: peerIdHex(leader) });
+            },
+            blockCommitted(_h, waited) {
+              metrics?.blocksCommitted.inc();
+              metrics?.commitLatency.observe(waited);
+            },
+            proposed: () => metrics?.proposals.inc(),
+            leaderTransfer: (_to, reason) => metrics?.leaderTransfers.inc({ reason }),
+          },
+        },
+        trigger,
+      ),
+  });
+  // Without a running peer (not a validator) raft messages are answered OK and dropped, never queued.
+  let raftDropped = 0;
+  transport.onRaft((msg) => {
+    const peer = supervisor.peer;
+    if (peer) peer.receive(msg);
+    else raftDropped++;
+  });
+
+  if (cfg.enableMetrics) {
+    metrics = new ConsensusMetrics(
+      cfg.metricsBuckets,
+      () => {
+        const p = supervisor.peer;
+        if (p === undefined) return undefined;
+        const s = p.status();
+        return {
+          raftRunning: true,
+          term: s.term,
+          role: s.role,
+          leaderHex: s.leader === 0n ? "" : peerIdHex(s.leader),
+          commit: s.commit,
+          applied: s.applied,
+          lastIndex: s.lastIndex,
+          height: s.height,
+          committerBacklog: s.committerBacklog,
+        };
+      },
+      (msg, fields) => log.warn(msg, fields),
+    );
+  }
+
   const server = createGrpcServer({
     port: cfg.grpcListenPort,
     log: log.withTag("grpc"),
+    interceptors: metrics ? [metrics.interceptor()] : [],
     handlers: {
-      reconfigure: (c) =>
-        log.info("reconfigure received", {
-          height: c.height.toString(),
-          block_interval: c.blockInterval,
-          validators: c.validators.length,
-        }),
+      reconfigure: (c) => supervisor.onReconfigure(c),
       networkMsg: (env) => transport.handleInbound(env),
+      // SERVING while this node can do its job: storage open, server listening, no fatal error.
+      health: () => (serving && fatalError === undefined ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING),
     },
   });
+
+  let metricsServer: MetricsServer | undefined;
   try {
     await server.start();
+    if (metrics) metricsServer = await startMetricsServer(metrics, cfg.metricsPort, "::", log);
+    else log.info("metrics off");
   } catch (e) {
+    await server.stop(0);
     network.close();
+    controller.close();
+    storage.close();
     throw e;
   }
+  serving = true;
 
   const registration = new AbortController();
   registerNetworkMsgHandler(network, server.port, netLog, registration.signal).then(
@@ -55,25 +148,40 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
       if (!registration.signal.aborted) log.error("network registration gave up", { error: String(e) });
     },
   );
+  supervisor.start();
 
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let stopping: Promise<void> | undefined;
+  function stop(reason: string, handOffMs = HAND_OFF_MS): Promise<void> {
+    stopping ??= (async () => {
+      log.info("service stopping", { reason });
+      registration.abort(new Error("service stopping"));
+      // The server keeps running during the hand-off: the new leader's messages must get in.
+      await supervisor.stop(handOffMs);
+      serving = false;
+      await server.stop(STOP_GRACE_MS);
+      transport.close();
+      let timer: Timer | undefined;
+      await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, DRAIN_MS)))]);
+      clearTimeout(timer);
+      network.close();
+      controller.close();
+      metricsServer?.stop();
+      storage.close();
+      log.info("service stopped", { raft_msgs_dropped: raftDropped });
+    })();
+    return stopping;
+  }
+
+  function fatal(e: unknown): void {
+    if (fatalError) return;
+    fatalError = e instanceof Error ? e : new Error(String(e));
+    log.error("fatal error, stopping", { error: fatalError.message });
+    void stop("fatal error", 0).finally(() => rejectDone(fatalError!));
+  }
+
   return {
-    stop(reason: string) {
-      stopping ??= (async () => {
-        log.info("service stopping", { reason });
-        registration.abort(new Error("service stopping"));
-        await server.stop(STOP_GRACE_MS);
-        transport.close();
-        let timer: Timer | undefined;
-        await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, DRAIN_MS)))]);
-        clearTimeout(timer);
-        network.close();
-        log.info("service stopped", { raft_msgs_dropped: transport.stats.raftReceived });
-        resolveDone();
-      })();
-      return stopping;
+    async stop(reason: string) {
+      await stop(reason);
+      if (!fatalError) resolveDone();
     },
     done,
   };

@@ -4,7 +4,7 @@
 // network service retries UNKNOWN and INTERNAL, so a bad message would come back several times).
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { ConsolaInstance } from "consola";
 import type { ConsensusConfiguration } from "../../gen/common_pb.ts";
@@ -30,6 +30,8 @@ export interface GrpcServerOptions {
   readonly maxMessageBytes?: number;
   readonly log: ConsolaInstance;
   readonly handlers: GrpcServerHandlers;
+  /** Server-side interceptors (e.g. per-caller latency metrics). */
+  readonly interceptors?: Interceptor[];
 }
 
 export interface GrpcServer {
@@ -96,6 +98,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     connect: false,
     readMaxBytes: maxBytes,
     writeMaxBytes: maxBytes,
+    interceptors: opts.interceptors,
     // The router alone answers HTTP 404 without grpc-status; gRPC servers answer UNIMPLEMENTED in
     // a trailers-only response (one HEADERS frame that ends the stream).
     fallback: (req, res) => {

@@ -52,6 +52,7 @@ export class SqliteStorage implements Storage {
   private readonly setCompacted: Statement;
   private readonly setSnapshot: Statement;
   private readonly setAbort: Statement;
+  private readonly setStateMachineStmt: Statement;
 
   private constructor(
     /** Path of the database file, for messages. */
@@ -75,6 +76,7 @@ export class SqliteStorage implements Storage {
         "compacted_index = ?2, compacted_term = ?3 WHERE id = 1",
     );
     this.setAbort = db.prepare("UPDATE raft_state SET abort_height = ? WHERE id = 1");
+    this.setStateMachineStmt = db.prepare("UPDATE raft_state SET state_machine = ? WHERE id = 1");
   }
 
   /**
@@ -303,6 +305,15 @@ export class SqliteStorage implements Storage {
 
   appliedIndex(): number {
     return this.s.appliedIndex;
+  }
+
+  /**
+   * Replaces the state machine without moving the applied index: the node adopts a newer
+   * configuration from its controller (Reconfigure, or at bootstrap).
+   */
+  setStateMachine(stateMachine: Uint8Array): void {
+    this.write("state machine", () => this.setStateMachineStmt.run(stateMachine));
+    this.s.stateMachine = stateMachine;
   }
 
   /** Encoded common.ConsensusConfiguration as of the applied index (empty on a fresh node). */

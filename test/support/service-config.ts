@@ -1,4 +1,7 @@
 // A complete Config for starting the service in-process (defaults of the seed, ports from the test).
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Config } from "../../src/config/types.ts";
 
 export function serviceConfig(over: Partial<Config> & Pick<Config, "grpcListenPort" | "networkPort">): Config {
@@ -17,7 +20,9 @@ export function serviceConfig(over: Partial<Config> & Pick<Config, "grpcListenPo
     heartbeatTick: 15,
     electionTick: 50,
     checkQuorum: false,
-    raftDataPath: "raft-data-dir",
+    preVote: true,
+    // Never the working directory: each service under test gets its own data dir.
+    raftDataPath: mkdtempSync(join(tmpdir(), "consensus-raft-")),
     enableMetrics: false,
     metricsPort: 60001,
     metricsBuckets: [0.25, 0.5, 1],

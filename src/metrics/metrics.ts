@@ -1,0 +1,132 @@
+// Prometheus metrics: the seed's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
+// milliseconds, buckets from `metrics_buckets`) plus the consensus state the Rust service never
+// exported (term, role, leader, commit/applied index, height, proposals, elections, transfers,
+// commit latency). A private registry: no default Node/Bun collectors (on Bun some of them block
+// the event loop on every scrape, stack-notes §9).
+import type { Interceptor } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** What the state gauges read at scrape time. */
+export interface ConsensusStateSource {
+  (): {
+    raftRunning: boolean;
+    term: number;
+    role: number;
+    leaderHex: string;
+    commit: number;
+    applied: number;
+    lastIndex: number;
+    height: bigint;
+    committerBacklog: number;
+  } | undefined;
+}
+
+const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class ConsensusMetrics {
+  readonly registry = new Registry();
+  private readonly callLatency = new Map<string, Histogram>();
+  private readonly skippedNames = new Set<string>();
+  readonly proposals: Counter;
+  readonly blocksCommitted: Counter;
+  readonly elections: Counter;
+  readonly leaderChanges: Counter;
+  readonly leaderTransfers: Counter<"reason">;
+  readonly commitLatency: Histogram;
+
+  constructor(
+    private readonly buckets: readonly number[],
+    state: ConsensusStateSource,
+    onWarn: (msg: string, fields: Record<string, unknown>) => void = () => {},
+  ) {
+    this.warn = onWarn;
+    const r = [this.registry];
+    const gauge = (name: string, help: string, read: (s: NonNullable<ReturnType<ConsensusStateSource>>) => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: r,
+        collect() {
+          const s = state();
+          this.set(s === undefined ? 0 : read(s));
+        },
+      });
+    gauge("consensus_raft_running", "1 while this node runs a Raft peer (it is, or recently was, a validator)", (s) => (s.raftRunning ? 1 : 0));
+    gauge("consensus_term", "current Raft term", (s) => s.term);
+    gauge("consensus_role", "Raft role: 0 follower, 1 candidate, 2 leader, 3 pre-candidate", (s) => s.role);
+    gauge("consensus_is_leader", "1 while this node is the Raft leader", (s) => (s.role === 2 ? 1 : 0));
+    gauge("consensus_commit_index", "Raft commit index", (s) => s.commit);
+    gauge("consensus_applied_index", "Raft index applied (block committed by the controller)", (s) => s.applied);
+    gauge("consensus_last_index", "last index of the Raft log", (s) => s.lastIndex);
+    gauge("consensus_block_height", "chain height of the applied configuration", (s) => Number(s.height));
+    gauge("consensus_commit_backlog", "committed entries waiting for the controller", (s) => s.committerBacklog);
+    new Gauge({
+      name: "consensus_leader",
+      help: "the current leader's Raft id (hex) as a label, value 1",
+      labelNames: ["leader"],
+      registers: r,
+      collect() {
+        this.reset();
+        const s = state();
+        if (s !== undefined && s.leaderHex !== "") this.set({ leader: s.leaderHex }, 1);
+      },
+    });
+    this.proposals = new Counter({ name: "consensus_proposals_total", help: "blocks proposed to Raft by this node as leader", registers: r });
+    this.blocksCommitted = new Counter({ name: "consensus_blocks_committed_total", help: "blocks committed to the local controller", registers: r });
+    this.elections = new Counter({ name: "consensus_elections_total", help: "elections this node started (pre-vote rounds included)", registers: r });
+    this.leaderChanges = new Counter({ name: "consensus_leader_changes_total", help: "times this node saw a new leader", registers: r });
+    this.leaderTransfers = new Counter({
+      name: "consensus_leader_transfers_total",
+      help: "leadership transfers this node started, by reason",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.commitLatency = new Histogram({
+      name: "consensus_commit_latency_ms",
+      help: "from a committed Raft entry to the controller's CommitBlock success, milliseconds",
+      buckets: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+      registers: r,
+    });
+  }
+
+  private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
+
+  /** Records one served call as the seed does: only calls that carry a valid `client-name`. */
+  observeCall(clientName: string | null, method: string, ms: number): void {
+    if (!clientName) return;
+    const name = `${clientName}_to_${method}`;
+    let h = this.callLatency.get(name);
+    if (h === undefined) {
+      if (!METRIC_NAME.test(name)) {
+        if (!this.skippedNames.has(name)) {
+          this.skippedNames.add(name);
+          this.warn("client-name is not usable in a metric name; call not measured", { client_name: clientName });
+        }
+        return;
+      }
+      h = new Histogram({ name, help: "request latencies in milliseconds(ms)", buckets: [...this.buckets], registers: [this.registry] });
+      this.callLatency.set(name, h);
+    }
+    h.observe(ms);
+  }
+
+  /** A Connect server interceptor that times every call. */
+  interceptor(): Interceptor {
+    return (next) => async (req) => {
+      const started = performance.now();
+      try {
+        return await next(req);
+      } finally {
+        this.observeCall(req.header.get("client-name"), req.method.name, performance.now() - started);
+      }
+    };
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,564 @@
+// One Raft peer of the chain: the RawNode and its Ready loop, wired to durable storage, the peer
+// transport, the commit pipeline and (on the leader) the proposer and membership changes.
+// Everything runs on the one event loop; the Ready loop is synchronous from ready() to advance,
+// and every controller or network call happens beside it, never inside.
+import type { ConsolaInstance } from "consola";
+import type { Proposal } from "../../gen/common_pb.ts";
+import type { Message as PbMessage } from "../../gen/eraftpb_pb.ts";
+import type { Config } from "../config/types.ts";
+import { peerIdHex } from "../peer/peer-id.ts";
+import type { SendOutcome } from "../peer/transport.ts";
+import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
+import { RaftError } from "../raft/errors.ts";
+import type { RaftLogger } from "../raft/logger.ts";
+import { StateRole } from "../raft/raft.ts";
+import { RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
+import { ProgressState } from "../raft/tracker/progress.ts";
+import { type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/types.ts";
+import type { SqliteStorage } from "../storage/sqlite.ts";
+import {
+  type ChainConfig,
+  decodeChainConfig,
+  describeChainConfig,
+  encodeChainConfig,
+  encodeProposal,
+  tryDecodeChainConfig,
+  validatorIds,
+  validatorIndex,
+} from "./chain-config.ts";
+import { Committer } from "./committer.ts";
+import type { ControllerClient } from "./controller.ts";
+import { describeConfChange, nextConfChange, removesNode } from "./membership.ts";
+import { Proposer } from "./proposer.ts";
+
+/** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
+export const BOOTSTRAP_INDEX = 5;
+export const BOOTSTRAP_TERM = 5;
+/** Applied entries kept in the log for lagging followers before compaction (older ones get a snapshot). */
+export const LOG_KEEP_TAIL = 200;
+
+export interface PeerOutlet {
+  send(msg: PbMessage): SendOutcome;
+}
+
+/** Events for metrics and tests. */
+export interface PeerEvents {
+  roleChanged?(role: StateRole, leader: NodeId, term: number): void;
+  blockCommitted?(height: bigint, waitedMs: number): void;
+  proposed?(height: bigint): void;
+  leaderTransfer?(to: NodeId, reason: string): void;
+  campaign?(): void;
+}
+
+export interface RaftPeerDeps {
+  readonly cfg: Config;
+  readonly selfId: NodeId;
+  readonly log: ConsolaInstance;
+  readonly storage: SqliteStorage;
+  readonly outlet: PeerOutlet;
+  readonly controller: ControllerClient;
+  readonly events?: PeerEvents;
+  /** The node cannot continue (storage failure): the service must stop. */
+  readonly fatal: (err: unknown) => void;
+  readonly now?: () => number;
+}
+
+export interface PeerStatus {
+  term: number;
+  role: StateRole;
+  leader: NodeId;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  height: bigint;
+  voters: NodeId[];
+  committerBacklog: number;
+}
+
+function sameValidators(a: ChainConfig, b: ChainConfig): boolean {
+  const x = validatorIds(a);
+  const y = validatorIds(b);
+  return x.length === y.length && x.every((id, i) => id === y[i]);
+}
+
+function raftLogger(log: ConsolaInstance): RaftLogger {
+  const f = (fields?: Record<string, unknown>) => (fields ? [fields] : []);
+  return {
+    debug: (m, x) => log.debug(m, ...f(x)),
+    info: (m, x) => log.info(m, ...f(x)),
+    warn: (m, x) => log.warn(m, ...f(x)),
+    error: (m, x) => log.error(m, ...f(x)),
+  };
+}
+
+export class RaftPeer {
+  readonly node: RawNode;
+  private config: ChainConfig;
+  private readonly committer: Committer;
+  private readonly proposer: Proposer;
+  private readonly log: ConsolaInstance;
+  private ticker: Timer | undefined;
+  private scheduled = false;
+  private stopped = false;
+  private role: StateRole = StateRole.Follower;
+  private leader: NodeId = NONE;
+  /** Reports that may only be stepped after a Ready cycle. */
+  private unreachable = new Set<NodeId>();
+  private snapshotsSent: NodeId[] = [];
+  private roleWaiters: Array<() => void> = [];
+  /** A conf change this leader proposed and has not seen applied yet. */
+  private confChangeInFlight = false;
+  /** This leader asked a peer to take over before removing itself. */
+  private selfRemovalTransfer = false;
+  private readonly now: () => number;
+  private appliedSinceCompaction = 0;
+
+  constructor(
+    private readonly deps: RaftPeerDeps,
+    trigger: ChainConfig,
+  ) {
+    const { storage, cfg, selfId } = deps;
+    this.log = deps.log;
+    this.now = deps.now ?? (() => performance.now());
+    const stored = tryDecodeChainConfig(storage.stateMachine());
+    if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
+    this.config = stored;
+
+    // A fresh store of a validator starts from the seed's bootstrap snapshot, so mixed Rust/TS
+    // chains start the same way; the first listed validator campaigns at once.
+    const position = validatorIndex(trigger, cfg.nodeAddress);
+    let wantsCampaign = false;
+    const initial = storage.initialState();
+    const uninitialized = initial.confState.voters.length === 0 && initial.confState.learners.length === 0 && initial.hardState.term === 0;
+    if (position >= 0 && uninitialized) {
+      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: validatorIds(trigger) }));
+      storage.persist({ snapshot: snap });
+      this.config = decodeChainConfig(snap.data);
+      wantsCampaign = position === 0;
+      this.log.info("bootstrapped raft storage", { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, voters: trigger.validators.length, campaign: wantsCampaign });
+    } else if (position < 0) {
+      this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
+    }
+    this.adoptConfig(trigger, "start");
+
+    this.node = new RawNode(
+      {
+        id: selfId,
+        electionTick: cfg.electionTick,
+        heartbeatTick: cfg.heartbeatTick,
+        checkQuorum: cfg.checkQuorum,
+        preVote: cfg.preVote,
+        applied: storage.appliedIndex(),
+        maxSizePerMsg: 1 << 20,
+        maxInflightMsgs: 256,
+        maxUncommittedSize: 64 << 20,
+        random: (n) => Math.floor(Math.random() * n),
+        logger: raftLogger(this.log),
+      },
+      storage,
+    );
+    this.committer = new Committer(
+      {
+        log: this.log,
+        controller: deps.controller,
+        chainConfig: () => this.config,
+        applied: (index, config) => this.applied(index, config),
+        appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
+        blockCommitted: (height, waited) => {
+          this.proposer.blockApplied(height);
+          deps.events?.blockCommitted?.(height, waited);
+        },
+        fatal: (err) => this.fail(err),
+      },
+      storage.appliedIndex(),
+    );
+    this.proposer = new Proposer({
+      log: this.log,
+      controller: deps.controller,
+      chainConfig: () => this.config,
+      canPropose: () => this.canProposeBlock(),
+      propose: (p) => this.proposeBlock(p),
+      transferLeadership: (reason) => this.transferLeadership(reason),
+      now: this.now,
+    });
+    this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
+    if (wantsCampaign) {
+      this.log.info("start campaign ...");
+      this.node.campaign();
+      deps.events?.campaign?.();
+    }
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.onTick(), this.deps.cfg.tickIntervalInMillis);
+    this.schedule();
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** An inbound raft message from the transport. Never throws. */
+  receive(pb: PbMessage): void {
+    if (this.stopped) return;
+    let m: Message;
+    try {
+      m = messageFromPb(pb);
+    } catch (e) {
+      this.log.warn("dropped undecodable raft message", { from: pb.from, error: e instanceof CodecError ? e.message : String(e) });
+      return;
+    }
+    // A snapshot's data is our state machine: refuse one we could not apply before Raft takes it.
+    if (m.msgType === MessageType.MsgSnapshot && m.snapshot && tryDecodeChainConfig(m.snapshot.data) === undefined) {
+      this.log.warn("dropped snapshot whose data is not a ConsensusConfiguration", { from: m.from });
+      return;
+    }
+    try {
+      this.node.step(m);
+    } catch (e) {
+      if (e instanceof RaftError) this.log.debug("raft message not stepped", { from: m.from, reason: e.kind });
+      else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: e instanceof Error ? e.message : String(e) });
+    }
+    this.schedule();
+  }
+
+  /** A newer configuration from the controller (Reconfigure or ping) while running. */
+  offerConfig(c: ChainConfig): void {
+    if (this.stopped) return;
+    if (this.adoptConfig(c, "reconfigure")) this.schedule();
+  }
+
+  // ---------------------------------------------------------------- status
+
+  status(): PeerStatus {
+    const st = this.node.status();
+    return {
+      term: st.hardState.term,
+      role: st.softState.raftState,
+      leader: st.softState.leaderId,
+      commit: st.hardState.commit,
+      applied: this.deps.storage.appliedIndex(),
+      lastIndex: this.node.raft.raftLog.lastIndex(),
+      height: this.config.height,
+      voters: st.confState.voters,
+      committerBacklog: this.committer.backlog,
+    };
+  }
+
+  chainConfig(): ChainConfig {
+    return this.config;
+  }
+
+  isLeader(): boolean {
+    return this.role === StateRole.Leader;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Stops the peer. A leader first hands leadership to an up-to-date follower and waits (bounded)
+   * for someone else to lead, so the chain does not wait out an election timeout.
+   */
+  async stop(handOffMs = 0): Promise<void> {
+    if (this.stopped) return;
+    if (handOffMs > 0 && this.isLeader()) await this.handOff(handOffMs);
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.proposer.stop();
+    this.committer.stop();
+    for (const w of this.roleWaiters) w();
+    this.roleWaiters = [];
+    this.log.info("raft exit");
+  }
+
+  private async handOff(timeoutMs: number): Promise<void> {
+    const target = this.pickTransferee(false) ?? this.bestFollower();
+    if (target === undefined) {
+      this.log.info("no follower to hand leadership to");
+      return;
+    }
+    this.log.info("handing leadership over before stopping", { to: peerIdHex(target) });
+    this.deps.events?.leaderTransfer?.(target, "shutdown");
+    this.proposer.stop();
+    this.node.transferLeader(target);
+    this.schedule();
+    const deadline = this.now() + timeoutMs;
+    while (this.isLeader() && this.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, deadline - this.now()));
+        this.roleWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    this.log.info(this.isLeader() ? "leadership hand-off timed out" : "leadership handed over", { leader: peerIdHex(this.leader) });
+  }
+
+  private fail(err: unknown): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.ticker);
+    this.proposer.stop();
+    this.committer.stop();
+    this.deps.fatal(err);
+  }
+
+  // ---------------------------------------------------------------- the loop
+
+  private onTick(): void {
+    if (this.stopped) return;
+    this.node.tick();
+    this.proposer.poll();
+    this.maybeProposeConfChange();
+    this.schedule();
+  }
+
+  /** Coalesces work: many inbound messages are stepped before one Ready (one fsync). */
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.processReady();
+    });
+  }
+
+  private processReady(): void {
+    if (this.stopped) return;
+    try {
+      while (this.node.hasReady()) {
+        const rd = this.node.ready();
+        this.handleReady(rd);
+        this.flushReports();
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private handleReady(rd: Ready): void {
+    const { storage } = this.deps;
+    // 1. A leader's messages may leave before its own write (Raft thesis §10.2.1).
+    this.sendAll(rd.messages);
+    // 2. Persist entries, hard state and snapshot in one transaction.
+    storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.snapshotInstalled(rd.snapshot);
+    // 3. Votes and append acks only now.
+    this.sendAll(rd.persistedMessages);
+    if (rd.softState) this.roleChange(rd.softState.raftState, rd.softState.leaderId);
+    // 4. Committed entries go to the commit pipeline (controller calls happen there).
+    this.committer.enqueue(rd.committedEntries);
+    const light = this.node.advanceAppend(rd);
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.node.advanceApplyTo(rd.snapshot.metadata.index);
+    this.sendAll(light.messages);
+    this.committer.enqueue(light.committedEntries);
+  }
+
+  private sendAll(msgs: Message[]): void {
+    for (const m of msgs) {
+      const outcome = this.deps.outlet.send(messageToPb(m));
+      if (outcome !== "queued") {
+        this.unreachable.add(m.to);
+        if (m.msgType === MessageType.MsgSnapshot) this.log.warn("snapshot not sent", { to: peerIdHex(m.to), outcome });
+      } else if (m.msgType === MessageType.MsgSnapshot) {
+        this.snapshotsSent.push(m.to);
+      }
+    }
+  }
+
+  /** Unreachable peers and snapshot results are stepped after the Ready cycle, never inside it. */
+  private flushReports(): void {
+    if (this.unreachable.size > 0) {
+      const ids = [...this.unreachable];
+      this.unreachable.clear();
+      for (const id of ids) {
+        this.node.reportUnreachable(id);
+        if (this.node.raft.prs.get(id)?.state === ProgressState.Snapshot) this.node.reportSnapshot(id, SnapshotStatus.Failure);
+      }
+    }
+    if (this.snapshotsSent.length > 0) {
+      // The network gives no delivery report: count a queued snapshot as sent. If it was lost, the
+      // follower's next rejection makes the leader send another one.
+      const ids = this.snapshotsSent;
+      this.snapshotsSent = [];
+      for (const id of ids) this.node.reportSnapshot(id, SnapshotStatus.Finish);
+    }
+  }
+
+  private snapshotInstalled(snap: Snapshot): void {
+    const c = tryDecodeChainConfig(snap.data);
+    if (c !== undefined) this.config = c;
+    this.committer.resetTo(snap.metadata.index);
+    this.log.info("apply_snapshot", { index: snap.metadata.index, term: snap.metadata.term, ...describeChainConfig(this.config) });
+  }
+
+  private roleChange(role: StateRole, leader: NodeId): void {
+    const wasLeader = this.role === StateRole.Leader;
+    this.role = role;
+    this.leader = leader;
+    const term = this.node.raft.term;
+    this.deps.events?.roleChanged?.(role, leader, term);
+    if (role === StateRole.Leader && !wasLeader) {
+      this.log.info("became leader", { term });
+      this.confChangeInFlight = false;
+      this.selfRemovalTransfer = false;
+      this.proposer.start();
+      this.maybeProposeConfChange();
+    } else if (role !== StateRole.Leader && wasLeader) {
+      this.log.info("no longer leader", { term, leader: peerIdHex(leader) });
+      this.proposer.stop();
+    }
+    for (const w of this.roleWaiters) w();
+    this.roleWaiters = [];
+  }
+
+  // ---------------------------------------------------------------- applying
+
+  private applied(index: number, config?: ChainConfig): void {
+    const { storage } = this.deps;
+    // A configuration adopted meanwhile (Reconfigure) may be newer than the one this block returned.
+    if (config !== undefined && config.height >= this.config.height) {
+      storage.apply(index, { stateMachine: encodeChainConfig(config) });
+      if (!sameValidators(this.config, config)) this.log.info("validators changed", describeChainConfig(config));
+      this.config = config;
+    } else {
+      storage.apply(index);
+    }
+    this.node.advanceApplyTo(index);
+    this.maybeCompact();
+    this.proposer.poll();
+    this.maybeProposeConfChange();
+    this.schedule();
+  }
+
+  private appliedConfChange(index: number, cc: ConfChangeV2 | undefined): void {
+    let cs: ConfState | undefined;
+    if (cc !== undefined) {
+      try {
+        cs = this.node.applyConfChange(cc);
+        this.log.info("apply config change", { index, change: describeConfChange(cc), voters: cs.voters.length, joint: cs.votersOutgoing.length > 0 });
+      } catch (e) {
+        // Every node refuses the same invalid change the same way.
+        this.log.error("invalid conf change not applied", { index, error: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    this.deps.storage.apply(index, cs ? { confState: cs } : {});
+    this.node.advanceApplyTo(index);
+    this.confChangeInFlight = false;
+    this.maybeProposeConfChange();
+    this.schedule();
+  }
+
+  private maybeCompact(): void {
+    if (++this.appliedSinceCompaction < 64) return;
+    this.appliedSinceCompaction = 0;
+    this.deps.storage.compact(LOG_KEEP_TAIL);
+  }
+
+  /** Adopts a configuration from the controller if it is newer than the applied one. */
+  private adoptConfig(c: ChainConfig, source: string): boolean {
+    if (c.height < this.config.height) {
+      if (source === "start") this.log.warn("block height in initial reconfigure is lower than recorded; skip it", { reconfigure: c.height, recorded: this.config.height });
+      return false;
+    }
+    if (c.height === this.config.height && this.config.validators.length > 0) return false;
+    this.config = c;
+    this.deps.storage.setStateMachine(encodeChainConfig(c));
+    this.log.info("reconfigure ack", { source, ...describeChainConfig(c) });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- leader duties
+
+  private canProposeBlock(): boolean {
+    // Blocks wait while membership changes: the validator set of a block must be settled.
+    return this.isLeader() && !this.node.raft.hasPendingConf() && !this.confChangeInFlight && this.wantedConfChange() === undefined;
+  }
+
+  private proposeBlock(p: Proposal): boolean {
+    try {
+      this.node.propose(new Uint8Array(0), encodeProposal(p));
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.log.warn("proposal dropped by raft", { height: p.height, reason: e.message });
+      return false;
+    }
+    this.deps.events?.proposed?.(p.height);
+    this.schedule();
+    return true;
+  }
+
+  private wantedConfChange(): ConfChangeV2 | undefined {
+    const cs = this.node.raft.prs.confState();
+    if (cs.votersOutgoing.length > 0) return undefined; // leaving the joint config happens by itself
+    return nextConfChange(cs, validatorIds(this.config));
+  }
+
+  private maybeProposeConfChange(): void {
+    if (!this.isLeader() || this.confChangeInFlight || this.node.raft.hasPendingConf()) return;
+    const cc = this.wantedConfChange();
+    if (cc === undefined) return;
+    if (removesNode(cc, this.deps.selfId)) {
+      // A leader never removes itself: an up-to-date validator takes over and removes it.
+      if (!this.selfRemovalTransfer && this.transferLeadership("leader is removed from validators")) this.selfRemovalTransfer = true;
+      return;
+    }
+    try {
+      this.node.proposeConfChange(new Uint8Array(0), cc);
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.log.warn("conf change dropped by raft", { change: describeConfChange(cc), reason: e.message });
+      return;
+    }
+    this.confChangeInFlight = true;
+    this.log.info("pending conf change proposed", { change: describeConfChange(cc) });
+    this.schedule();
+  }
+
+  /** Up-to-date followers: recently active, replicating, matched the last index. */
+  private pickTransferee(requireValidator: boolean): NodeId | undefined {
+    const raft = this.node.raft;
+    const last = raft.raftLog.lastIndex();
+    const validators = new Set(validatorIds(this.config));
+    const candidates: NodeId[] = [];
+    for (const [id, pr] of raft.prs.progress) {
+      if (id === this.deps.selfId || !raft.prs.conf.voters.has(id)) continue;
+      if (requireValidator && !validators.has(id)) continue;
+      if (pr.recentActive && pr.state === ProgressState.Replicate && pr.matched === last) candidates.push(id);
+    }
+    if (candidates.length === 0) return undefined;
+    return candidates[Math.floor(Math.random() * candidates.length)];
+  }
+
+  /** The voter with the highest match index (it catches up, then gets MsgTimeoutNow). */
+  private bestFollower(): NodeId | undefined {
+    const raft = this.node.raft;
+    let best: NodeId | undefined;
+    let bestMatch = -1;
+    for (const [id, pr] of raft.prs.progress) {
+      if (id === this.deps.selfId || !raft.prs.conf.voters.has(id)) continue;
+      if (pr.matched > bestMatch) {
+        best = id;
+        bestMatch = pr.matched;
+      }
+    }
+    return best;
+  }
+
+  private transferLeadership(reason: string): boolean {
+    if (!this.isLeader()) return false;
+    if (this.node.raft.prs.conf.voters.isJoint()) {
+      this.log.debug("no leader transfer during a joint configuration", { reason });
+      return false;
+    }
+    const target = this.pickTransferee(true);
+    if (target === undefined) {
+      this.log.warn("finding a qualified transferee", { reason });
+      return false;
+    }
+    this.log.info("transferring leadership", { to: peerIdHex(target), reason });
+    this.deps.events?.leaderTransfer?.(target, reason);
+    this.node.transferLeader(target);
+    this.schedule();
+    return true;
+  }
+}

@@ -1,0 +1,150 @@
+// Decides whether this node runs a Raft peer. The trigger is the newest configuration from the
+// controller: a Reconfigure (newest wins, lower heights ignored), else the running peer's own
+// applied configuration, else a CommitBlock(u64::MAX) ping. A validator runs a peer; a node that
+// is no longer a validator keeps it until the chain passes the abort window (its last validator
+// height + 2, persisted so a restart inside the window restarts the peer), then stops it.
+import { create } from "@bufbuild/protobuf";
+import type { ConsolaInstance } from "consola";
+import { ProposalWithProofSchema } from "../../gen/common_pb.ts";
+import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
+import type { Config } from "../config/types.ts";
+import type { SqliteStorage } from "../storage/sqlite.ts";
+import { type ChainConfig, PING_HEIGHT, describeChainConfig, validatorIndex } from "./chain-config.ts";
+import type { ControllerClient } from "./controller.ts";
+import type { RaftPeer } from "./raft-peer.ts";
+
+export const SUPERVISOR_PERIOD_MS = 3_000;
+export const PING_TIMEOUT_MS = 5_000;
+
+export interface SupervisorDeps {
+  readonly cfg: Config;
+  readonly log: ConsolaInstance;
+  readonly storage: SqliteStorage;
+  readonly controller: ControllerClient;
+  readonly makePeer: (trigger: ChainConfig) => RaftPeer;
+  readonly periodMs?: number;
+}
+
+export class Supervisor {
+  private latest: ChainConfig | undefined;
+  private _peer: RaftPeer | undefined;
+  private abortHeight: bigint;
+  private timer: Timer | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private pingFailing = false;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    this.abortHeight = deps.storage.abortHeight();
+  }
+
+  get peer(): RaftPeer | undefined {
+    return this._peer;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.kick(), this.deps.periodMs ?? SUPERVISOR_PERIOD_MS);
+    this.kick();
+  }
+
+  /** Reconfigure from the controller: answered at once by the server, evaluated here. */
+  onReconfigure(c: ChainConfig): void {
+    if (this.stopped) return;
+    if (this.latest !== undefined && c.height < this.latest.height) {
+      this.deps.log.debug("ignored reconfigure lower than a pending one", { height: c.height, pending: this.latest.height });
+      return;
+    }
+    this.latest = c;
+    this.kick();
+  }
+
+  /** Stops the peer (a leader hands over first, within `handOffMs`). */
+  async stop(handOffMs: number): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running?.catch(() => {});
+    const peer = this._peer;
+    this._peer = undefined;
+    await peer?.stop(handOffMs);
+  }
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.evaluate()
+      .catch((e) => this.deps.log.error("supervisor round failed", { error: e instanceof Error ? e.message : String(e) }))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async evaluate(): Promise<void> {
+    const { log, cfg, storage } = this.deps;
+    let trigger = this.latest;
+    this.latest = undefined;
+    if (trigger !== undefined) {
+      log.info("get reconfigure from controller", describeChainConfig(trigger));
+      this._peer?.offerConfig(trigger);
+    } else if (this._peer !== undefined) {
+      trigger = this._peer.chainConfig();
+    } else {
+      trigger = await this.ping();
+      if (trigger === undefined || this.stopped) return;
+    }
+    const validator = validatorIndex(trigger, cfg.nodeAddress) >= 0;
+    if (validator) {
+      this.abortHeight = trigger.height + 2n;
+    } else {
+      if (this._peer !== undefined || trigger.height < this.abortHeight) log.info("I'm not in the validators list", { height: trigger.height, abort_height: this.abortHeight });
+      if (this.abortHeight > storage.abortHeight()) storage.setAbortHeight(this.abortHeight);
+    }
+    if (validator || trigger.height < this.abortHeight) {
+      if (this._peer === undefined && !this.stopped) {
+        const peer = this.deps.makePeer(trigger);
+        this._peer = peer;
+        peer.start();
+      }
+    } else if (this._peer !== undefined) {
+      log.info("abort raft", { height: trigger.height, abort_height: this.abortHeight });
+      const peer = this._peer;
+      this._peer = undefined;
+      await peer.stop(0);
+    }
+  }
+
+  /** CommitBlock(u64::MAX): the controller answers its current configuration. */
+  private async ping(): Promise<ChainConfig | undefined> {
+    const { controller, log } = this.deps;
+    log.debug("ping_controller..");
+    try {
+      const r = await controller.commitBlock(create(ProposalWithProofSchema, { proposal: { height: PING_HEIGHT }, proof: new Uint8Array(0) }), {
+        timeoutMs: PING_TIMEOUT_MS,
+      });
+      const code = r.status?.code ?? StatusCodeEnum.NoneStatusCode;
+      if (code === StatusCodeEnum.Success && r.config) {
+        if (this.pingFailing) log.info("controller answers again");
+        this.pingFailing = false;
+        return r.config;
+      }
+      this.pingFailed({ code, status: StatusCodeEnum[code] });
+    } catch (e) {
+      this.pingFailed({ error: e instanceof Error ? e.message : String(e) });
+    }
+    return undefined;
+  }
+
+  private pingFailed(fields: Record<string, unknown>): void {
+    // The controller starts after us in a fresh pod: one warning, then quiet retries.
+    if (!this.pingFailing) this.deps.log.warn("commit block failed (ping), will retry", fields);
+    else this.deps.log.debug("commit block failed (ping), will retry", fields);
+    this.pingFailing = true;
+  }
+}
