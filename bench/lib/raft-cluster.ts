@@ -262,7 +262,9 @@ export function payloads(n: number, size: number, base: number): Uint8Array[] {
   const out: Uint8Array[] = new Array(n);
   for (let i = 0; i < n; i++) {
     const off = i * size;
-    view.setBigUint64(off, BigInt(base + i + 1), true);
+    const v = base + i + 1; // < 2^53: written as two little-endian uint32 halves
+    view.setUint32(off, v % 4294967296, true);
+    view.setUint32(off + 4, Math.floor(v / 4294967296), true);
     for (let j = 8; j < size; j++) buf[off + j] = (i + j) & 0xff;
     out[i] = buf.subarray(off, off + size);
   }
