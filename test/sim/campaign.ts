@@ -1,5 +1,6 @@
 // Runs many seeds and sums them up: shared by the CI tests and the CLI.
-import { type SimResult, simulate } from "./sim.ts";
+import type { SimResult } from "./report.ts";
+import { simulate } from "./sim.ts";
 
 export interface CampaignOptions {
   /** First seed; seeds are consecutive. */
@@ -7,6 +8,7 @@ export interface CampaignOptions {
   count: number;
   steps: number;
   skipInvariants?: readonly string[];
+  ackBeforeFsync?: boolean;
   /** Stop at the first violation. */
   stopOnViolation?: boolean;
   onResult?: (r: SimResult) => void;
@@ -30,7 +32,7 @@ export function runCampaign(o: CampaignOptions): CampaignSummary {
   let livenessSteps = 0;
   const failures: SimResult[] = [];
   for (let seed = o.from; seed < o.from + o.count; seed++) {
-    const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants });
+    const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants, ackBeforeFsync: o.ackBeforeFsync });
     seeds++;
     steps += r.steps;
     livenessSteps += r.livenessSteps;

@@ -4,7 +4,7 @@
 // hash after every applied index, and per node its term, vote, commit index and durable votes.
 import type { RawNode } from "../../src/raft/raw-node.ts";
 import { StateRole } from "../../src/raft/raft.ts";
-import { type Entry, type Message, MessageType, NONE, type NodeId, type Snapshot } from "../../src/raft/types.ts";
+import { type Entry, type HardState, type Message, MessageType, NONE, type NodeId, type Snapshot } from "../../src/raft/types.ts";
 import { BOOT_HASH, BOOT_INDEX, BOOT_TERM, decodeSm, entryDigest } from "./state-machine.ts";
 import type { SimStorage } from "./storage.ts";
 
@@ -266,49 +266,41 @@ export class Checker {
   /** A message leaves a node: vote grants and append acks must describe durable state. */
   onSend(n: Observed, m: Message): void {
     if (m.msgType === MessageType.MsgRequestVoteResponse && !m.reject) {
-      const hs = n.storage.durable.hs;
-      if (hs.term !== m.term || hs.vote !== m.to) {
-        this.fail("persist before promise", `node ${n.id} granted its vote in term ${m.term} to ${m.to} while its durable state is term ${hs.term} vote ${hs.vote}`);
-      }
       const h = this.history(n.id);
+      const durable = h.durableVotes.get(m.term);
+      if (durable !== m.to) {
+        this.fail("persist before promise", `node ${n.id} granted its vote in term ${m.term} to ${m.to} but its durable vote in that term is ${durable ?? "none"}`);
+      }
       const prev = h.grants.get(m.term);
       if (prev !== undefined && prev !== m.to) this.fail("one vote per term", `node ${n.id} granted its vote in term ${m.term} to ${prev} and to ${m.to}`);
       h.grants.set(m.term, m.to);
     } else if (m.msgType === MessageType.MsgAppendResponse && !m.reject && m.index > 0) {
-      // The acknowledged entry must be on disk as the node has it in memory (below the durable
-      // compaction point everything is applied, hence durable).
+      // The acknowledged entries must be on disk (below the durable compaction point everything
+      // is applied, hence durable).
       const s = n.storage;
-      const i = m.index;
-      if (i >= s.durable.offset - 1) {
-        const durable = s.durableTerm(i);
-        if (durable === undefined || durable !== s.viewTerm(i)) {
-          this.fail("persist before promise", `node ${n.id} acknowledged entries up to ${i} but its durable log has ${i}/t${durable} and ends at ${s.durableLastIndex()}`);
-        }
+      if (m.index > s.durableLastIndex() && m.index >= s.durable.offset) {
+        this.fail("persist before promise", `node ${n.id} acknowledged entries up to ${m.index} but its durable log ends at ${s.durableLastIndex()}`);
       }
     }
   }
 
-  /** A node's pending writes became durable. */
-  onDurable(n: Observed): void {
+  /** Hard states of a node that became durable, in the order they were written. */
+  onDurable(n: Observed, written: HardState[]): void {
     const h = this.history(n.id);
-    const hs = n.storage.durable.hs;
-    if (hs.term < h.durableTerm) this.fail("term monotonic", `node ${n.id} durable term went from ${h.durableTerm} back to ${hs.term}`);
-    h.durableTerm = hs.term;
-    if (hs.commit > h.durableCommit) h.durableCommit = hs.commit;
-    if (hs.vote !== NONE) {
-      const prev = h.durableVotes.get(hs.term);
-      if (prev !== undefined && prev !== hs.vote) this.fail("one vote per term", `node ${n.id} durably voted for ${prev} and then ${hs.vote} in term ${hs.term}`);
-      h.durableVotes.set(hs.term, hs.vote);
+    for (const hs of written) {
+      if (hs.term < h.durableTerm) this.fail("term monotonic", `node ${n.id} durable term went from ${h.durableTerm} back to ${hs.term}`);
+      h.durableTerm = hs.term;
+      if (hs.commit > h.durableCommit) h.durableCommit = hs.commit;
+      if (hs.vote !== NONE) {
+        const prev = h.durableVotes.get(hs.term);
+        if (prev !== undefined && prev !== hs.vote) this.fail("one vote per term", `node ${n.id} durably voted for ${prev} and then ${hs.vote} in term ${hs.term}`);
+        h.durableVotes.set(hs.term, hs.vote);
+      }
     }
   }
 
   /** Digest of the committed entry at `i`, if committed. */
   committedDigest(i: number): number | undefined {
     return i <= this.regMax ? this.regDigest[i] : undefined;
-  }
-
-  /** State machine hash after applying `i`, if any node applied it. */
-  appliedHash(i: number): number | undefined {
-    return this.regHash[i];
   }
 }

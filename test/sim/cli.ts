@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { Raft } from "../../src/raft/raft.ts";
 import { describeSummary, runCampaign } from "./campaign.ts";
 import { INVARIANTS } from "./checker.ts";
-import { formatViolation, simulate } from "./sim.ts";
+import { formatViolation } from "./report.ts";
+import { simulate } from "./sim.ts";
 
 const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M] [--keep-going]
        bun run test/sim/cli.ts --seed S [--steps M] [--verbose] [--trace-lines K]
@@ -19,6 +20,7 @@ const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M]
   --trace-lines K  events of history in a violation report (default 40)
   --keep-going     do not stop a campaign at the first violation
   --bug NAME       enable a deliberately injected core bug: ${Object.keys(Raft.testBugs).join(", ")}
+  --ack-before-fsync  simulate an application that sends vote grants and append acks before its fsync
   --skip NAME      do not enforce one invariant (repeatable), to see what the others catch:
                    ${INVARIANTS.join(", ")}`;
 
@@ -46,6 +48,7 @@ try {
       "keep-going": { type: "boolean" },
       bug: { type: "string" },
       skip: { type: "string", multiple: true },
+      "ack-before-fsync": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -75,7 +78,7 @@ for (const name of skipInvariants) {
 if (args.seed !== undefined) {
   const seed = int("seed", args.seed, 0, 0);
   const t0 = performance.now();
-  const r = simulate({ seed, steps, traceLines, skipInvariants, onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
+  const r = simulate({ seed, steps, traceLines, skipInvariants, ackBeforeFsync: args["ack-before-fsync"], onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
   const ms = performance.now() - t0;
   process.stdout.write(`seed ${seed}: ${r.params}\n`);
   process.stdout.write(
@@ -98,6 +101,7 @@ const summary = runCampaign({
   count,
   steps,
   skipInvariants,
+  ackBeforeFsync: args["ack-before-fsync"],
   stopOnViolation: !args["keep-going"],
   onResult: (r) => {
     done++;

@@ -34,8 +34,16 @@ export interface Host {
   readonly rng: Rng;
   /** Puts messages on the network (they leave now). */
   send(from: SimNode, msgs: Message[]): void;
-  /** Schedules the fsync of the node's pending writes. */
-  scheduleFsync(node: SimNode): void;
+  /** Schedules an fsync of the node's writes staged before `mark`. */
+  scheduleFsync(node: SimNode, mark: number): void;
+  /**
+   * Persist asynchronously (raft-rs advance_append_async + on_persist_ready): the node keeps
+   * handling inputs while its writes are in flight, and the persisted messages of each Ready wait
+   * for the fsync that covers it. Otherwise each Ready blocks the node until its fsync.
+   */
+  readonly asyncPersist: boolean;
+  /** Deliberate application bug (to prove the checks bite): send persisted messages before the fsync. */
+  readonly ackBeforeFsync: boolean;
 }
 
 export function isMember(cs: ConfState, id: NodeId): boolean {
@@ -47,8 +55,10 @@ export class SimNode {
   raw: RawNode | undefined = undefined;
   /** Bumped on every crash, so events of a dead incarnation are recognised and ignored. */
   incarnation = 0;
-  /** The Ready waiting for its fsync. */
+  /** Synchronous persistence: the Ready waiting for its fsync. */
   private waiting: Ready | undefined = undefined;
+  /** Asynchronous persistence: Readies handed off but not yet durable, oldest first. */
+  private unflushed: { number: number; mark: number; msgs: Message[]; snapIndex: number }[] = [];
   private inbox: Input[] = [];
   /** Set when the node applied (or restarted with) a configuration that no longer contains it. */
   removed = false;
@@ -87,6 +97,7 @@ export class SimNode {
   crash(): void {
     this.raw = undefined;
     this.waiting = undefined;
+    this.unflushed = [];
     this.inbox = [];
     this.storage.crash();
     this.incarnation++;
@@ -123,17 +134,47 @@ export class SimNode {
     return true;
   }
 
-  /** The fsync of the waiting Ready completed. */
-  fsynced(): void {
-    const rd = this.waiting;
-    if (rd === undefined || this.raw === undefined) return;
-    this.storage.fsync();
-    this.host.checker.onDurable(this);
-    this.waiting = undefined;
-    this.finishReady(rd);
+  /** An fsync of the writes staged before `mark` completed. */
+  fsynced(mark: number): void {
+    if (this.raw === undefined) return;
+    if (this.host.asyncPersist) {
+      this.releaseDurable(mark);
+    } else {
+      this.flush(mark);
+      const rd = this.waiting;
+      if (rd === undefined) return;
+      this.waiting = undefined;
+      this.finishReady(rd);
+    }
     this.drive();
     this.host.checker.observe(this);
     while (this.waiting === undefined && this.inbox.length > 0 && this.raw !== undefined) this.handle(this.inbox.shift()!);
+  }
+
+  private flush(mark: number): void {
+    this.host.checker.onDurable(this, this.storage.fsync(mark));
+  }
+
+  /**
+   * Asynchronous persistence: every write up to `mark` is durable now. The writes become durable
+   * in order, so each Ready's persisted messages leave as of the moment its own writes hit the
+   * disk (a later Ready in the same fsync may already have moved on, e.g. truncated the log).
+   */
+  private releaseDurable(mark: number): void {
+    const raw = this.raw!;
+    let number = 0;
+    let snapIndex = 0;
+    while (this.unflushed.length > 0 && this.unflushed[0].mark <= mark) {
+      const b = this.unflushed.shift()!;
+      this.flush(b.mark);
+      this.host.send(this, b.msgs);
+      number = b.number;
+      if (b.snapIndex > 0) snapIndex = b.snapIndex;
+    }
+    this.flush(mark);
+    if (number === 0) return;
+    raw.onPersistReady(number);
+    if (snapIndex > 0) raw.advanceApplyTo(snapIndex);
   }
 
   private handle(i: Input): void {
@@ -175,6 +216,7 @@ export class SimNode {
       const rd = raw.ready();
       // A leader's appends may leave before its own write (thesis §10.2.1).
       this.host.send(this, rd.messages);
+      if (this.host.ackBeforeFsync) this.host.send(this, rd.persistedMessages);
       if (rd.snapshot) this.storage.stageSnapshot(rd.snapshot);
       if (rd.entries.length > 0) {
         const first = rd.entries[0].index;
@@ -182,9 +224,13 @@ export class SimNode {
         this.storage.stageAppend(rd.entries);
       }
       if (rd.hardState) this.storage.stageHardState(rd.hardState);
+      if (this.host.asyncPersist) {
+        this.handOff(rd);
+        continue;
+      }
       if (rd.mustSync) {
         this.waiting = rd;
-        this.host.scheduleFsync(this);
+        this.host.scheduleFsync(this, this.storage.writtenMark);
         return;
       }
       // Only the commit index changed: written without an fsync (a crash may lose it).
@@ -192,10 +238,30 @@ export class SimNode {
     }
   }
 
+  /** Asynchronous persistence: the Ready's writes are in flight; go on with the next one. */
+  private handOff(rd: Ready): void {
+    const raw = this.raw!;
+    raw.advanceAppendAsync(rd);
+    if (rd.snapshot) this.host.checker.onSnapshotInstalled(this, rd.snapshot);
+    const wrote = rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined;
+    const msgs = this.host.ackBeforeFsync ? [] : rd.persistedMessages;
+    if (wrote || this.unflushed.length > 0) {
+      // Persisted messages of Ready n leave only once everything up to n is durable.
+      const mark = this.storage.writtenMark;
+      this.unflushed.push({ number: rd.number, mark, msgs, snapIndex: rd.snapshot?.metadata.index ?? 0 });
+      if (wrote) this.host.scheduleFsync(this, mark);
+    } else {
+      this.host.send(this, msgs);
+      raw.onPersistReady(rd.number);
+    }
+    this.applyEntries(rd.committedEntries);
+    if (rd.committedEntries.length > 0) raw.advanceApplyTo(rd.committedEntries[rd.committedEntries.length - 1].index);
+  }
+
   private finishReady(rd: Ready): void {
     const raw = this.raw!;
     if (rd.snapshot) this.host.checker.onSnapshotInstalled(this, rd.snapshot);
-    this.host.send(this, rd.persistedMessages);
+    if (!this.host.ackBeforeFsync) this.host.send(this, rd.persistedMessages);
     this.applyEntries(rd.committedEntries);
     const light = raw.advance(rd);
     if (light.commitIndex !== undefined) this.storage.stageHardState(raw.raft.hardState());

@@ -17,6 +17,8 @@ export interface Params {
   batchAppend: boolean;
   skipBcastCommit: boolean;
   maxUncommittedSize: number;
+  /** Persist through advance_append_async / on_persist_ready instead of blocking on each Ready. */
+  asyncPersist: boolean;
   /** fsync duration range (ms). */
   fsyncMin: number;
   fsyncMax: number;
@@ -49,6 +51,7 @@ export function drawParams(rng: Rng): Params {
     batchAppend: rng.chance(0.3),
     skipBcastCommit: rng.chance(0.2),
     maxUncommittedSize: rng.chance(0.15) && maxSizePerMsg <= 256 ? 512 : NO_LIMIT,
+    asyncPersist: rng.chance(0.3),
     fsyncMin: 1,
     fsyncMax: rng.pick([2, 10, 30]),
     nemesisEveryMs: rng.pick([200, 400, 800]),
@@ -74,6 +77,7 @@ export function describeParams(p: Params): string {
     `batch_append=${p.batchAppend}`,
     `skip_bcast_commit=${p.skipBcastCommit}`,
     `max_uncommitted=${lim(p.maxUncommittedSize)}`,
+    `async_persist=${p.asyncPersist}`,
     `fsync=${p.fsyncMin}-${p.fsyncMax}ms`,
     `nemesis_every=${p.nemesisEveryMs}ms`,
     `propose_every=${p.proposeEveryMs}ms`,

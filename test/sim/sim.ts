@@ -6,23 +6,14 @@
 // to it within a bound). A step is one event: a tick, a message delivery, an fsync completing, a
 // transport report, a client proposal or a nemesis action.
 import { STATE_ROLE_NAMES, StateRole } from "../../src/raft/raft.ts";
-import {
-  type ConfChangeSingle,
-  type ConfState,
-  ConfChangeTransition,
-  ConfChangeType,
-  type ConfChangeV2,
-  EMPTY_BYTES,
-  type Message,
-  MessageType,
-  type NodeId,
-  newEntry,
-} from "../../src/raft/types.ts";
+import { type ConfState, type Message, MessageType, type NodeId, newEntry } from "../../src/raft/types.ts";
 import { Checker, Violation } from "./checker.ts";
-import { CALM, type LinkProfile, NetworkFaults, cloneMessage } from "./network.ts";
+import { Nemesis, type World } from "./nemesis.ts";
+import { CALM, NetworkFaults, cloneMessage } from "./network.ts";
 import { type Host, type Input, SimNode, isMember } from "./node.ts";
 import { type Params, describeParams, drawParams } from "./params.ts";
 import { EventQueue, type Timed } from "./queue.ts";
+import type { SimResult, SimStats, ViolationReport } from "./report.ts";
 import { Rng } from "./rng.ts";
 import { entryDigest, showData, textBytes } from "./state-machine.ts";
 import { SimStorage } from "./storage.ts";
@@ -40,53 +31,15 @@ export interface SimOptions {
   onTrace?: (line: string) => void;
   /** Invariants not to enforce (to measure what the others catch on their own). */
   skipInvariants?: readonly string[];
-}
-
-export interface ViolationReport {
-  seed: number;
-  step: number;
-  timeMs: number;
-  phase: "safety" | "liveness";
-  invariant: string;
-  detail: string;
-  params: string;
-  cluster: string[];
-  trace: string[];
-}
-
-export interface SimStats {
-  leaders: number;
-  maxTerm: number;
-  committed: number;
-  crashes: number;
-  partitions: number;
-  confChanges: number;
-  transfers: number;
-  snapshotsSent: number;
-  compactions: number;
-  delivered: number;
-  dropped: number;
-  duplicated: number;
-  proposals: number;
-}
-
-export interface SimResult {
-  seed: number;
-  steps: number;
-  livenessSteps: number;
-  simTimeMs: number;
-  /** Digest of every event of the run: equal digests mean a bit-for-bit identical replay. */
-  digest: number;
-  params: string;
-  stats: SimStats;
-  violation?: ViolationReport;
+  /** Deliberate application bug: vote grants and append acks leave before the fsync. */
+  ackBeforeFsync?: boolean;
 }
 
 type SimEvent = Timed &
   (
     | { kind: "tick"; node: SimNode; inc: number }
     | { kind: "deliver"; msg: Message; fromInc: number }
-    | { kind: "fsync"; node: SimNode; inc: number }
+    | { kind: "fsync"; node: SimNode; inc: number; mark: number }
     | { kind: "report"; node: SimNode; inc: number; input: Input }
     | { kind: "client" }
     | { kind: "nemesis" }
@@ -98,11 +51,12 @@ type SimEvent = Timed &
 /** An event before the queue numbers it. */
 type EventInit = SimEvent extends infer E ? (E extends unknown ? Omit<E, "seq"> : never) : never;
 
-const MAX_MEMBERS = 7;
-const MIN_VOTERS = 3;
+/** A message storm: more than STORM_RATE events per simulated second, STORM_SECONDS seconds in a row. */
+const STORM_RATE = 20000;
+const STORM_SECONDS = 3;
 const ROLE = (r: StateRole) => STATE_ROLE_NAMES[r];
 
-export class Simulation implements Host {
+export class Simulation implements Host, World {
   readonly params: Params;
   readonly checker: Checker;
   readonly trace: Trace;
@@ -110,8 +64,10 @@ export class Simulation implements Host {
   readonly rng: Rng;
   private readonly netRng: Rng;
   private readonly clientRng: Rng;
-  private readonly nemesisRng: Rng;
+  private readonly nemesis: Nemesis;
   readonly faults = new NetworkFaults();
+  readonly ackBeforeFsync: boolean;
+  readonly asyncPersist: boolean;
   readonly nodes = new Map<NodeId, SimNode>();
   private readonly queue = new EventQueue<SimEvent>();
   /** Ids handed out to conf changes whose node is created when the first message reaches it. */
@@ -124,6 +80,10 @@ export class Simulation implements Host {
   step = 0;
   private phase: "safety" | "liveness" = "safety";
   private livenessSteps = 0;
+  /** Start (time, step) of the current storm-detection window. */
+  private windowTime = 0;
+  private windowStep = 0;
+  private stormSeconds = 0;
   private livenessStart = 0;
   private readonly markers = new Set<number>();
   private markerScan = 0;
@@ -142,21 +102,25 @@ export class Simulation implements Host {
     dropped: 0,
     duplicated: 0,
     proposals: 0,
+    peakEventsPerSec: 0,
   };
 
   constructor(readonly opts: SimOptions) {
+    this.ackBeforeFsync = opts.ackBeforeFsync ?? false;
     const root = new Rng(opts.seed);
     this.params = drawParams(root);
+    this.asyncPersist = this.params.asyncPersist;
     this.rng = root.fork();
     this.netRng = root.fork();
     this.clientRng = root.fork();
-    this.nemesisRng = root.fork();
+    this.nemesis = new Nemesis(this, root.fork(), this.params);
     this.trace = new Trace(Math.max(64, opts.traceLines ?? 40));
     this.checker = new Checker((id) => this.nodes.get(id)?.storage, new Set(opts.skipInvariants ?? []));
     this.checker.onRoleChange = (id, role, term) => {
       if (role === StateRole.Leader) {
         this.stats.leaders++;
-        this.maybeStrikeNewLeader(id);
+        const n = this.nodes.get(id);
+        if (this.phase === "safety" && n !== undefined) this.nemesis.onLeaderElected(n);
       }
       if (term > this.stats.maxTerm) this.stats.maxTerm = term;
       this.record(`n${id} is ${ROLE(role)} of term ${term}`);
@@ -171,7 +135,7 @@ export class Simulation implements Host {
     // As the Rust service: the first validator campaigns at once.
     this.nodes.get(1n)!.input({ kind: "campaign" });
     this.push({ kind: "client", time: 1 });
-    this.push({ kind: "nemesis", time: this.nemesisRng.range(p.nemesisEveryMs / 2, p.nemesisEveryMs * 2) });
+    this.push({ kind: "nemesis", time: this.nemesis.nextDelay() });
   }
 
   // ---------------------------------------------------------------- running
@@ -184,7 +148,11 @@ export class Simulation implements Host {
       while (!this.livenessReached()) {
         const bound = (this.opts.livenessTimeouts ?? 30) * this.params.electionTick * this.params.tickMs;
         if (this.now - this.livenessStart > bound) {
-          throw new Violation("liveness", `no new entry committed and applied by every live member within ${bound} ms after the faults stopped${this.markerIndex > 0 ? ` (marker committed at ${this.markerIndex})` : ""}`);
+          const what =
+            this.markerIndex === 0
+              ? `no entry proposed after the faults stopped was committed within ${bound} ms (leader: ${this.leader()?.id ?? "none"})`
+              : `the marker committed at ${this.markerIndex} was not applied by every member within ${bound} ms after the faults stopped`;
+          throw new Violation("liveness", what);
         }
         this.runOne();
         this.livenessSteps++;
@@ -213,6 +181,7 @@ export class Simulation implements Host {
     this.step++;
     this.trace.step = this.step;
     this.trace.time = this.now;
+    this.checkStorm();
     switch (ev.kind) {
       case "tick": {
         const n = ev.node;
@@ -231,7 +200,7 @@ export class Simulation implements Host {
         if (n.status !== "up" || n.incarnation !== ev.inc) return;
         this.trace.fold(3, Number(n.id));
         this.record(`n${n.id} fsync done`);
-        n.fsynced();
+        n.fsynced(ev.mark);
         this.afterNode(n);
         return;
       }
@@ -248,14 +217,14 @@ export class Simulation implements Host {
         return;
       case "nemesis":
         if (this.phase !== "safety") return;
-        this.nemesis();
-        this.push({ kind: "nemesis", time: this.now + this.nemesisRng.range(this.params.nemesisEveryMs / 2, (this.params.nemesisEveryMs * 3) / 2) });
+        this.nemesis.act();
+        this.push({ kind: "nemesis", time: this.now + this.nemesis.nextDelay() });
         return;
       case "restart":
         if (ev.node.status === "down") this.restart(ev.node);
         return;
       case "strike":
-        if (this.phase === "safety" && ev.node.status === "up" && ev.node.incarnation === ev.inc) this.strike(ev.node);
+        if (this.phase === "safety" && ev.node.status === "up" && ev.node.incarnation === ev.inc) this.nemesis.strike(ev.node);
         return;
       case "heal":
         if (ev.epoch === this.partitionEpoch && this.faults.hasPartitions()) {
@@ -266,11 +235,29 @@ export class Simulation implements Host {
     }
   }
 
+  /**
+   * A healthy cluster needs at most a few thousand events per simulated second. Catching a
+   * follower up over a reordering network can burst far above that (one-entry appends, a wide
+   * inflight window and rejects that restart it), but such a burst ends; a rate that stays that
+   * high for several seconds means nodes bounce messages at each other without end.
+   */
+  private checkStorm(): void {
+    if (this.now - this.windowTime < 1000) return;
+    const rate = this.step - this.windowStep;
+    if (rate > this.stats.peakEventsPerSec) this.stats.peakEventsPerSec = rate;
+    this.stormSeconds = rate > STORM_RATE ? this.stormSeconds + 1 : 0;
+    if (this.stormSeconds >= STORM_SECONDS) {
+      throw new Violation("no message storm", `more than ${STORM_RATE} events per simulated second for ${STORM_SECONDS} seconds (${rate} in the last one)`);
+    }
+    this.windowTime = this.now;
+    this.windowStep = this.step;
+  }
+
   private push(ev: EventInit): void {
     this.queue.push(ev as SimEvent);
   }
 
-  private record(text: string | (() => string)): void {
+  record(text: string | (() => string)): void {
     this.trace.add(text);
     if (this.opts.onTrace) this.opts.onTrace(this.trace.lines(1)[0]);
   }
@@ -316,7 +303,7 @@ export class Simulation implements Host {
     if (n.removed) this.retire(n);
     if (n.status !== "up") return;
     const v = n.storage.view;
-    if (!n.busy && v.sm.applied - v.snap.metadata.index >= this.params.snapshotEvery) this.compact(n, this.params.keepTail);
+    if (!n.busy && !n.storage.hasPendingLog() && v.sm.applied - v.snap.metadata.index >= this.params.snapshotEvery) this.compact(n, this.params.keepTail);
   }
 
   /**
@@ -339,7 +326,7 @@ export class Simulation implements Host {
       this.record(`n${n.id} stops (removed)`);
     }
   }
-  private compact(n: SimNode, keep: number): void {
+  compact(n: SimNode, keep: number): void {
     const v = n.storage.view;
     const to = Math.max(v.offset, v.sm.applied + 1 - keep);
     n.storage.snapshotAndCompact(to);
@@ -347,7 +334,9 @@ export class Simulation implements Host {
     this.record(`n${n.id} snapshot at ${v.sm.applied}, log now starts at ${n.storage.firstIndex()}`);
   }
 
-  private leader(): SimNode | undefined {
+  // ---------------------------------------------------------------- the world as the nemesis sees it
+
+  leader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const n of this.nodes.values()) {
       if (n.status === "up" && n.isLeader && (best === undefined || n.raw!.raft.term > best.raw!.raft.term)) best = n;
@@ -355,8 +344,33 @@ export class Simulation implements Host {
     return best;
   }
 
-  private upNodes(): SimNode[] {
+  upNodes(): SimNode[] {
     return [...this.nodes.values()].filter((n) => n.status === "up");
+  }
+
+  liveIds(): NodeId[] {
+    return [...this.nodes.values()].filter((n) => n.status !== "stopped").map((n) => n.id);
+  }
+
+  crash(n: SimNode, downForMs: number): void {
+    n.crash();
+    this.stats.crashes++;
+    this.record(`n${n.id} CRASHES (kill -9), back in ${downForMs} ms`);
+    this.push({ kind: "restart", time: this.now + downForMs, node: n });
+  }
+
+  healLater(afterMs: number): void {
+    this.push({ kind: "heal", time: this.now + afterMs, epoch: ++this.partitionEpoch });
+  }
+
+  strikeLater(n: SimNode, afterMs: number): void {
+    this.push({ kind: "strike", time: this.now + afterMs, node: n, inc: n.incarnation });
+  }
+
+  allocateId(): NodeId {
+    const id = this.nextId++;
+    this.allocated.add(id);
+    return id;
   }
 
   // ---------------------------------------------------------------- network (Host)
@@ -380,8 +394,8 @@ export class Simulation implements Host {
     }
   }
 
-  scheduleFsync(n: SimNode): void {
-    this.push({ kind: "fsync", time: this.now + this.rng.range(this.params.fsyncMin, this.params.fsyncMax), node: n, inc: n.incarnation });
+  scheduleFsync(n: SimNode, mark: number): void {
+    this.push({ kind: "fsync", time: this.now + this.rng.range(this.params.fsyncMin, this.params.fsyncMax), node: n, inc: n.incarnation, mark });
   }
 
   /** The sender learns that a message could not be delivered (as a real transport reports). */
@@ -460,199 +474,6 @@ export class Simulation implements Host {
     return r.pick(up);
   }
 
-  // ---------------------------------------------------------------- nemesis
-
-  private nemesis(): void {
-    const r = this.nemesisRng;
-    switch (r.weighted([3, 2, 1.5, 1, 1.5, 3, 1.5, 1])) {
-      case 0:
-        return this.crashOne(r);
-      case 1:
-        return this.partitionRandom(r);
-      case 2:
-        return this.isolateLeader(r);
-      case 3:
-        return this.cutOneWay(r);
-      case 4:
-        return this.changeLinks(r);
-      case 5:
-        return this.changeMembership(r);
-      case 6:
-        return this.transferLeader(r);
-      default: {
-        const up = this.upNodes().filter((n) => !n.busy);
-        if (up.length > 0) this.compact(r.pick(up), 0);
-      }
-    }
-  }
-
-  /**
-   * Reactive fault: hit a leader moments after it was elected, while its first entries are still
-   * on their way. This is what leaves short higher-term tails behind (Figure 8 of the Raft paper).
-   */
-  private maybeStrikeNewLeader(id: NodeId): void {
-    const n = this.nodes.get(id);
-    if (this.phase !== "safety" || n === undefined || !this.nemesisRng.chance(this.params.strikeNewLeader)) return;
-    this.push({ kind: "strike", time: this.now + this.nemesisRng.range(0, this.params.fsyncMax + 10), node: n, inc: n.incarnation });
-  }
-
-  private strike(n: SimNode): void {
-    const r = this.nemesisRng;
-    if (r.chance(0.5)) {
-      this.crash(n, r);
-    } else {
-      this.faults.heal();
-      this.faults.isolate(n.id, this.liveIds());
-      this.record(`ISOLATE n${n.id} right after its election`);
-      this.scheduleHeal(r);
-    }
-  }
-
-  private crashOne(r: Rng): void {
-    const l = this.leader();
-    const up = this.upNodes();
-    if (up.length === 0) return;
-    this.crash(l !== undefined && r.chance(0.35) ? l : r.pick(up), r);
-  }
-
-  private crash(n: SimNode, r: Rng): void {
-    n.crash();
-    this.stats.crashes++;
-    const downFor = r.chance(0.7) ? r.range(50, 1000) : r.range(2000, 8000);
-    this.record(`n${n.id} CRASHES (kill -9), back in ${downFor} ms`);
-    this.push({ kind: "restart", time: this.now + downFor, node: n });
-  }
-
-  private liveIds(): NodeId[] {
-    return [...this.nodes.values()].filter((n) => n.status !== "stopped").map((n) => n.id);
-  }
-
-  private scheduleHeal(r: Rng): void {
-    this.stats.partitions++;
-    this.push({ kind: "heal", time: this.now + r.range(300, 5000), epoch: ++this.partitionEpoch });
-  }
-
-  private partitionRandom(r: Rng): void {
-    const ids = this.liveIds();
-    if (ids.length < 2) return;
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = r.int(i + 1);
-      [ids[i], ids[j]] = [ids[j], ids[i]];
-    }
-    const cut = r.range(1, ids.length - 1);
-    const groups = [ids.slice(0, cut), ids.slice(cut)];
-    if (groups[1].length > 2 && r.chance(0.3)) groups.push(groups[1].splice(0, 1));
-    this.faults.heal();
-    this.faults.partition(groups);
-    this.record(`PARTITION ${groups.map((g) => `{${g.join(",")}}`).join(" | ")}`);
-    this.scheduleHeal(r);
-  }
-
-  private isolateLeader(r: Rng): void {
-    const l = this.leader();
-    if (l === undefined) return;
-    this.faults.heal();
-    this.faults.isolate(l.id, this.liveIds());
-    this.record(`ISOLATE leader n${l.id}`);
-    this.scheduleHeal(r);
-  }
-
-  private cutOneWay(r: Rng): void {
-    const ids = this.liveIds();
-    if (ids.length < 2) return;
-    this.faults.heal();
-    const n = r.range(1, 3);
-    for (let i = 0; i < n; i++) {
-      const a = r.pick(ids);
-      const b = r.pick(ids.filter((x) => x !== a));
-      this.faults.blockOneWay(a, b);
-    }
-    this.record(`ONE-WAY cuts ${this.faults.describe()}`);
-    this.scheduleHeal(r);
-  }
-
-  private changeLinks(r: Rng): void {
-    const profiles: LinkProfile[] = [
-      CALM,
-      { ...CALM, drop: r.pick([0.05, 0.15, 0.3]) },
-      { ...CALM, duplicate: r.pick([0.1, 0.3]) },
-      { ...CALM, slow: 0.25, slowDelay: r.range(100, 1500) },
-      { drop: 0.1, duplicate: 0.1, slow: 0.2, minDelay: 1, maxDelay: 20, slowDelay: 800 },
-    ];
-    this.faults.profile = r.pick(profiles);
-    const p = this.faults.profile;
-    this.record(`LINKS drop=${p.drop} dup=${p.duplicate} slow=${p.slow}/${p.slowDelay}ms delay=${p.minDelay}-${p.maxDelay}ms`);
-  }
-
-  private transferLeader(r: Rng): void {
-    const l = this.leader();
-    if (l === undefined) return;
-    const voters = l.raw!.raft.prs.conf.voters.ids().filter((id) => id !== l.id);
-    if (voters.length === 0) return;
-    const to = r.pick(voters);
-    if (l.tryLeaderAction((raw) => raw.transferLeader(to))) {
-      this.stats.transfers++;
-      this.record(`n${l.id} transfers leadership to n${to}`);
-    }
-  }
-
-  private newId(): NodeId {
-    const id = this.nextId++;
-    this.allocated.add(id);
-    return id;
-  }
-
-  private changeMembership(r: Rng): void {
-    const l = this.leader();
-    if (l === undefined || l.busy) return;
-    const raft = l.raw!.raft;
-    if (raft.hasPendingConf()) return;
-    const conf = raft.prs.conf;
-    let cc: ConfChangeV2;
-    if (conf.voters.isJoint()) {
-      // Explicit joint configurations are left by the application.
-      if (conf.autoLeave) return;
-      cc = { transition: ConfChangeTransition.Auto, changes: [], context: EMPTY_BYTES };
-    } else {
-      const changes = this.pickChanges(r, [...conf.voters.incoming.voters], [...conf.learners]);
-      if (changes === undefined) return;
-      const t = r.weighted([7, 1.5, 1.5]);
-      const transition = t === 0 ? ConfChangeTransition.Auto : t === 1 ? ConfChangeTransition.Implicit : ConfChangeTransition.Explicit;
-      cc = { transition, changes, context: EMPTY_BYTES };
-    }
-    const text = describeCc(cc);
-    if (l.tryLeaderAction((raw) => raw.proposeConfChange(EMPTY_BYTES, cc))) {
-      this.stats.confChanges++;
-      this.record(`n${l.id} proposes conf change ${text}`);
-    }
-  }
-
-  /** A valid change of the current (non-joint) configuration that keeps 3..7 voters and at most 7 members. */
-  private pickChanges(r: Rng, voters: NodeId[], learners: NodeId[]): ConfChangeSingle[] | undefined {
-    const add = (id: NodeId): ConfChangeSingle => ({ changeType: ConfChangeType.AddNode, nodeId: id });
-    const learner = (id: NodeId): ConfChangeSingle => ({ changeType: ConfChangeType.AddLearnerNode, nodeId: id });
-    const remove = (id: NodeId): ConfChangeSingle => ({ changeType: ConfChangeType.RemoveNode, nodeId: id });
-    const members = voters.length + learners.length;
-    const options: (() => ConfChangeSingle[])[] = [];
-    if (members < MAX_MEMBERS) {
-      options.push(() => [add(this.newId())]);
-      options.push(() => [learner(this.newId())]);
-      options.push(() => [add(this.newId()), remove(r.pick(voters))]);
-    }
-    if (members < MAX_MEMBERS - 1 && voters.length > MIN_VOTERS) options.push(() => [add(this.newId()), add(this.newId()), remove(r.pick(voters)), remove(r.pick(voters))]);
-    if (learners.length > 0) {
-      options.push(() => [add(r.pick(learners))]);
-      options.push(() => [remove(r.pick(learners))]);
-    }
-    if (voters.length > MIN_VOTERS) {
-      options.push(() => [remove(r.pick(voters))]);
-      options.push(() => [learner(r.pick(voters))]);
-      if (learners.length > 0) options.push(() => [learner(r.pick(voters)), add(r.pick(learners))]);
-    }
-    if (options.length === 0) return undefined;
-    return r.pick(options)();
-  }
-
   // ---------------------------------------------------------------- liveness
 
   private beginLiveness(): void {
@@ -686,10 +507,9 @@ export class Simulation implements Host {
     for (const n of this.nodes.values()) {
       if (!isMember(cs, n.id)) continue;
       needed.add(n.id);
-      if (n.raw === undefined) continue;
-      const conf = n.raw.raft.prs.conf;
-      for (const id of conf.voters.ids()) needed.add(id);
-      for (const id of conf.learners) needed.add(id);
+      // A member still in a joint configuration needs the outgoing voters to leave it.
+      const conf = n.raw?.raft.prs.conf;
+      if (conf !== undefined && conf.voters.isJoint()) for (const id of conf.voters.ids()) needed.add(id);
     }
     for (const n of this.nodes.values()) {
       if (n.status === "up" && !needed.has(n.id)) {
@@ -713,6 +533,8 @@ export class Simulation implements Host {
 
   /** A marker is committed and every live node has applied it. */
   private livenessReached(): boolean {
+    const cs = this.latestConfState();
+    this.reconcileMembers(cs);
     if (this.markerIndex === 0) {
       for (; this.markerScan <= this.checker.regMax; this.markerScan++) {
         const d = this.checker.committedDigest(this.markerScan);
@@ -724,10 +546,16 @@ export class Simulation implements Host {
       }
       if (this.markerIndex === 0) return false;
     }
-    const cs = this.latestConfState();
-    this.reconcileMembers(cs);
+    // Every member must catch up, except one case Raft itself leaves stuck: without pre-vote and
+    // check-quorum, a member whose term ran ahead while it was cut off ignores the leader's
+    // lower-term messages, and if its configuration is too old to reach the leader, nothing
+    // ever tells the leader (the same holds in raft-rs and etcd).
+    const leaderTerm = this.leader()?.raw!.raft.term ?? Number.POSITIVE_INFINITY;
+    const staleTermExempt = !this.params.preVote && !this.params.checkQuorum;
     for (const n of this.nodes.values()) {
-      if (isMember(cs, n.id) && n.storage.view.sm.applied < this.markerIndex) return false;
+      if (!isMember(cs, n.id) || n.storage.view.sm.applied >= this.markerIndex) continue;
+      if (staleTermExempt && n.raw !== undefined && n.raw.raft.term > leaderTerm) continue;
+      return false;
     }
     return true;
   }
@@ -775,26 +603,6 @@ export class Simulation implements Host {
       trace: this.trace.lines(this.opts.traceLines ?? 40),
     };
   }
-}
-
-function describeCc(cc: ConfChangeV2): string {
-  if (cc.changes.length === 0) return "leave-joint";
-  const kinds: Record<number, string> = { [ConfChangeType.AddNode]: "add", [ConfChangeType.AddLearnerNode]: "learner", [ConfChangeType.RemoveNode]: "remove" };
-  const tr = cc.transition === ConfChangeTransition.Auto ? "" : cc.transition === ConfChangeTransition.Implicit ? " (joint, implicit)" : " (joint, explicit)";
-  return cc.changes.map((c) => `${kinds[c.changeType]} n${c.nodeId}`).join(", ") + tr;
-}
-
-export function formatViolation(v: ViolationReport, steps: number): string {
-  return [
-    `VIOLATION of "${v.invariant}" — seed ${v.seed}, step ${v.step} (${v.phase} phase, t=${v.timeMs} ms)`,
-    `  ${v.detail}`,
-    `  replay: bun run test/sim/cli.ts --seed ${v.seed} --steps ${steps}`,
-    `  params: ${v.params}`,
-    "  cluster at the violation:",
-    ...v.cluster.map((l) => `    ${l}`),
-    `  last ${v.trace.length} events:`,
-    ...v.trace.map((l) => `    ${l}`),
-  ].join("\n");
 }
 
 /** Runs one seed. */

@@ -97,6 +97,8 @@ export class SimStorage implements Storage {
   /** What Raft reads: durable plus pending writes. */
   view: DiskImage = emptyImage();
   private pending: PendingWrite[] = [];
+  /** Writes staged since the disk was created; `pending` holds the last ones not yet durable. */
+  private written = 0;
 
   /** A disk booted like a fresh validator of the Rust service: a snapshot at (5, 5) with `voters`. */
   static bootstrapped(voters: NodeId[], learners: NodeId[] = []): SimStorage {
@@ -149,32 +151,51 @@ export class SimStorage implements Storage {
   // ---------------------------------------------------------------- write side (one Ready)
 
   stageAppend(entries: Entry[]): void {
-    if (entries.length === 0) return;
-    const w: PendingWrite = { kind: "append", entries };
-    applyWrite(this.view, w);
-    this.pending.push(w);
+    if (entries.length > 0) this.stage({ kind: "append", entries });
   }
 
   stageHardState(hs: HardState): void {
-    const w: PendingWrite = { kind: "hardState", hs: { ...hs } };
-    applyWrite(this.view, w);
-    this.pending.push(w);
+    this.stage({ kind: "hardState", hs: { ...hs } });
   }
 
   stageSnapshot(snap: Snapshot): void {
-    const w: PendingWrite = { kind: "snapshot", snap: cloneSnapshot(snap), sm: decodeSm(snap.data) };
+    this.stage({ kind: "snapshot", snap: cloneSnapshot(snap), sm: decodeSm(snap.data) });
+  }
+
+  private stage(w: PendingWrite): void {
     applyWrite(this.view, w);
     this.pending.push(w);
+    this.written++;
+  }
+
+  /** Number of writes staged so far: an fsync up to this mark covers them all. */
+  get writtenMark(): number {
+    return this.written;
   }
 
   hasPending(): boolean {
     return this.pending.length > 0;
   }
 
-  /** Makes every pending write durable, atomically. */
-  fsync(): void {
-    for (const w of this.pending) applyWrite(this.durable, w);
-    this.pending = [];
+  /** Whether entries or a snapshot are written but not durable (not just a commit index). */
+  hasPendingLog(): boolean {
+    return this.pending.some((w) => w.kind !== "hardState");
+  }
+
+  /**
+   * Makes the writes staged before `mark` durable, in order and atomically; returns the hard
+   * states that became durable (each one, so a checker sees every vote that hit the disk).
+   */
+  fsync(mark = this.written): HardState[] {
+    const n = Math.max(0, this.pending.length - (this.written - mark));
+    const hs: HardState[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = this.pending[i];
+      applyWrite(this.durable, w);
+      if (w.kind !== "append") hs.push({ ...this.durable.hs });
+    }
+    this.pending = this.pending.slice(n);
+    return hs;
   }
 
   /** kill -9: everything not fsynced is gone. */
@@ -191,9 +212,13 @@ export class SimStorage implements Storage {
     }
   }
 
-  /** Records an applied entry with the new state machine (and ConfState) in one durable write. */
+  /**
+   * Records an applied entry with the new state machine (and ConfState) in one durable write.
+   * Pending appends may be in flight (asynchronous persistence): they only touch entries above
+   * the applied index, so the two commute; a pending snapshot would not.
+   */
   recordApply(sm: SmState, confState: ConfState | undefined): void {
-    this.assertNoPendingLog("apply");
+    if (this.pending.some((w) => w.kind === "snapshot")) throw new Error("apply while a snapshot install is pending");
     for (const d of [this.view, this.durable]) {
       d.sm = { ...sm };
       if (confState) d.confState = cloneConfState(confState);

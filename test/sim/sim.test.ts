@@ -1,0 +1,116 @@
+// The deterministic simulator: replay, reports, the CI campaign, and proof that it catches bugs.
+import { afterAll, describe, expect, test } from "bun:test";
+import { Raft } from "../../src/raft/raft.ts";
+import { type CampaignSummary, describeSummary, runCampaign } from "./campaign.ts";
+import { type SimResult, formatViolation } from "./report.ts";
+import { simulate } from "./sim.ts";
+
+const STEPS = 2000;
+
+/** Runs `f` with one of the core's deliberate test bugs switched on. */
+function withBug<T>(bug: keyof typeof Raft.testBugs, f: () => T): T {
+  Raft.testBugs[bug] = true;
+  try {
+    return f();
+  } finally {
+    Raft.testBugs[bug] = false;
+  }
+}
+
+function reports(rs: SimResult[]): string[] {
+  return rs.map((r) => formatViolation(r.violation!, STEPS));
+}
+
+describe("replay", () => {
+  test("a seed replays bit for bit, and another seed takes another path", () => {
+    const a = simulate({ seed: 7, steps: STEPS });
+    const b = simulate({ seed: 7, steps: STEPS });
+    const c = simulate({ seed: 8, steps: STEPS });
+    expect(a.violation).toBeUndefined();
+    expect(b).toEqual(a);
+    expect(c.digest).not.toBe(a.digest);
+    // The run did real work: elections, commits, faults.
+    expect(a.stats.leaders).toBeGreaterThan(0);
+    expect(a.stats.committed).toBeGreaterThan(5);
+    expect(a.stats.crashes + a.stats.partitions).toBeGreaterThan(0);
+  });
+
+  test("a violation is reported with its seed, step, invariant and recent events, and replays identically", () => {
+    const [first, again] = withBug("grantVoteWithoutLogCheck", () => {
+      const c = runCampaign({ from: 1, count: 50, steps: STEPS, stopOnViolation: true });
+      expect(c.failures.length).toBe(1);
+      const seed = c.failures[0].seed;
+      return [c.failures[0], simulate({ seed, steps: STEPS })];
+    });
+    expect(again).toEqual(first);
+    const v = first.violation!;
+    const text = formatViolation(v, STEPS);
+    expect(text).toContain(`seed ${first.seed}, step ${v.step}`);
+    expect(text).toContain(`VIOLATION of "${v.invariant}"`);
+    expect(text).toContain(`bun run test/sim/cli.ts --seed ${first.seed} --steps ${STEPS}`);
+    expect(v.trace.length).toBe(40);
+    // Every trace line carries its step and simulated time, the last one the violating step.
+    for (const line of v.trace) expect(line).toMatch(/^#\d+ t=\d+ \S/);
+    expect(v.trace[v.trace.length - 1]).toStartWith(`#${v.step} `);
+    expect(v.cluster.some((l) => / Leader term=/.test(l))).toBe(true);
+  });
+});
+
+describe("campaign: every invariant holds and the cluster recovers once faults stop", () => {
+  const CHUNKS = 10;
+  const PER_CHUNK = 100;
+  const done: CampaignSummary[] = [];
+  for (let i = 0; i < CHUNKS; i++) {
+    const from = 1 + i * PER_CHUNK;
+    test(`seeds ${from}..${from + PER_CHUNK - 1} x ${STEPS} steps`, () => {
+      const s = runCampaign({ from, count: PER_CHUNK, steps: STEPS });
+      done.push(s);
+      expect(reports(s.failures)).toEqual([]);
+      expect(s.steps).toBe(PER_CHUNK * STEPS);
+    }, 180_000);
+  }
+  afterAll(() => {
+    if (done.length === 0) return;
+    const total: CampaignSummary = {
+      seeds: done.reduce((a, s) => a + s.seeds, 0),
+      steps: done.reduce((a, s) => a + s.steps, 0),
+      livenessSteps: done.reduce((a, s) => a + s.livenessSteps, 0),
+      failures: done.flatMap((s) => s.failures),
+      elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
+      msPer1000Steps: 0,
+    };
+    total.msPer1000Steps = (total.elapsedMs * 1000) / (total.steps + total.livenessSteps);
+    console.log(`simulation campaign: ${describeSummary(total, STEPS)}`);
+  });
+});
+
+describe("it bites: deliberately injected bugs are caught within a bounded number of seeds", () => {
+  test("granting votes without the log check breaks Leader Completeness", () => {
+    const c = withBug("grantVoteWithoutLogCheck", () => runCampaign({ from: 1, count: 50, steps: STEPS, stopOnViolation: true }));
+    expect(c.failures.length).toBe(1);
+    expect(["leader completeness", "state machine safety", "log matching"]).toContain(c.failures[0].violation!.invariant);
+  });
+
+  test("committing a previous-term entry by counting replicas is caught (paper §5.4.2, Figure 8)", () => {
+    const c = withBug("commitPreviousTermByCounting", () => runCampaign({ from: 1, count: 50, steps: STEPS, stopOnViolation: true }));
+    expect(c.failures.length).toBe(1);
+    expect(["leader commits its own term", "leader completeness", "state machine safety"]).toContain(c.failures[0].violation!.invariant);
+  });
+
+  test("an application that acknowledges before its fsync is caught on the wire", () => {
+    const c = runCampaign({ from: 1, count: 10, steps: STEPS, ackBeforeFsync: true, stopOnViolation: true });
+    expect(c.failures.length).toBe(1);
+    expect(c.failures[0].violation!.invariant).toBe("persist before promise");
+  });
+
+  test("...and, without the wire check, by a commit that no quorum holds durably", () => {
+    const c = runCampaign({ from: 1, count: 10, steps: STEPS, ackBeforeFsync: true, skipInvariants: ["persist before promise"], stopOnViolation: true });
+    expect(c.failures.length).toBe(1);
+    expect(c.failures[0].violation!.invariant).toBe("commit within quorum");
+  });
+
+  test("the correct core passes the same seeds", () => {
+    const c = runCampaign({ from: 1, count: 50, steps: STEPS });
+    expect(reports(c.failures)).toEqual([]);
+  }, 60_000);
+});
