@@ -257,6 +257,16 @@ describe("apply", () => {
     expect(s.snapshot(3, 9n)).toEqual({ data: bytes(1), metadata: { index: 3, term: 2, confState: newConfState({ voters: [9n] }) } });
   });
 
+  test("setStateMachine replaces the configuration without moving the applied index, durably", () => {
+    let s = openAt(tmpDir());
+    s.persist({ entries: ents(1, 2, 1), hardState: { term: 1, vote: 1n, commit: 2 } });
+    s.apply(2, { stateMachine: bytes(1) });
+    s.setStateMachine(bytes(2, 2));
+    s = reopen(s);
+    expect(s.appliedIndex()).toBe(2);
+    expect(s.snapshot(2, 1n).data).toEqual(bytes(2, 2));
+  });
+
   test("raises a lagging stored commit index so that a restart never sees applied > commit", () => {
     let s = openAt(tmpDir());
     s.persist({ entries: ents(1, 5, 1), hardState: { term: 1, vote: 1n, commit: 2 } });
