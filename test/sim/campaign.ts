@@ -23,6 +23,8 @@ export interface CampaignSummary {
   elapsedMs: number;
   /** Wall-clock cost of 1,000 steps (both phases). */
   msPer1000Steps: number;
+  /** The seed with the highest event rate in one simulated second (message bursts), and that rate. */
+  peak: { seed: number; eventsPerSec: number };
 }
 
 export function runCampaign(o: CampaignOptions): CampaignSummary {
@@ -31,11 +33,13 @@ export function runCampaign(o: CampaignOptions): CampaignSummary {
   let steps = 0;
   let livenessSteps = 0;
   const failures: SimResult[] = [];
+  const peak = { seed: o.from, eventsPerSec: 0 };
   for (let seed = o.from; seed < o.from + o.count; seed++) {
     const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants, ackBeforeFsync: o.ackBeforeFsync });
     seeds++;
     steps += r.steps;
     livenessSteps += r.livenessSteps;
+    if (r.stats.peakEventsPerSec > peak.eventsPerSec) Object.assign(peak, { seed, eventsPerSec: r.stats.peakEventsPerSec });
     o.onResult?.(r);
     if (r.violation) {
       failures.push(r);
@@ -44,12 +48,13 @@ export function runCampaign(o: CampaignOptions): CampaignSummary {
   }
   const elapsedMs = performance.now() - t0;
   const all = steps + livenessSteps;
-  return { seeds, steps, livenessSteps, failures, elapsedMs, msPer1000Steps: all === 0 ? 0 : (elapsedMs * 1000) / all };
+  return { seeds, steps, livenessSteps, failures, elapsedMs, msPer1000Steps: all === 0 ? 0 : (elapsedMs * 1000) / all, peak };
 }
 
 export function describeSummary(s: CampaignSummary, stepsPerSeed: number): string {
   return (
     `${s.seeds} seeds x ${stepsPerSeed} steps (+${s.livenessSteps} liveness steps): ${s.failures.length} violation(s) ` +
-    `in ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.msPer1000Steps.toFixed(1)} ms per 1,000 steps`
+    `in ${(s.elapsedMs / 1000).toFixed(1)} s, ${s.msPer1000Steps.toFixed(1)} ms per 1,000 steps; ` +
+    `busiest simulated second: ${s.peak.eventsPerSec} events (seed ${s.peak.seed})`
   );
 }

@@ -63,9 +63,10 @@ const TERM_BITS = 1048576;
 const key = (index: number, term: number) => index * TERM_BITS + term;
 
 export class Checker {
-  /** Committed entries by index: term and payload digest; `hash` is the state machine after applying it. */
+  /** Committed entries by index: their term and payload digest. */
   private regTerm: number[] = [];
   private regDigest: number[] = [];
+  /** The state machine hash after applying each index (set by the first node that applies it). */
   private regHash: number[] = [];
   /** Highest index known committed (by a leader counting a quorum). */
   regMax = BOOT_INDEX;
@@ -98,7 +99,7 @@ export class Checker {
     return h;
   }
 
-  /** Index and term of the committed entry at `i`, for reports. */
+  /** Term of the committed entry at `i`, for reports. */
   committedTerm(i: number): number | undefined {
     return i <= this.regMax ? this.regTerm[i] : undefined;
   }

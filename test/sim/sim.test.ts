@@ -78,6 +78,7 @@ describe("campaign: every invariant holds and the cluster recovers once faults s
       failures: done.flatMap((s) => s.failures),
       elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
       msPer1000Steps: 0,
+      peak: done.reduce((a, s) => (s.peak.eventsPerSec > a.eventsPerSec ? s.peak : a), { seed: 0, eventsPerSec: 0 }),
     };
     total.msPer1000Steps = (total.elapsedMs * 1000) / (total.steps + total.livenessSteps);
     console.log(`simulation campaign: ${describeSummary(total, STEPS)}`);
