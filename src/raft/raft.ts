@@ -919,6 +919,23 @@ export class Raft {
     pr.updateCommitted(m.commit);
     if (m.reject) {
       this.logger.debug("received msgAppend rejection", { raft_id: this.id, from: m.from, index: m.index, reject_hint: m.rejectHint, log_term: m.logTerm });
+      if (m.requestSnapshot === INVALID_INDEX && m.index === pr.matched && m.rejectHint < pr.matched && pr.matched > 0) {
+        // The follower rejected an append anchored at its match index and its log ends below it:
+        // it lost entries it had acknowledged (a wiped data dir). raft-rs would drop this as stale
+        // and never replicate to it again. Lowering its match only makes commitment more
+        // conservative, so it is always safe; a stale rejection costs one extra probe.
+        this.logger.warn("follower no longer has entries it acknowledged; probing it from its log end", {
+          raft_id: this.id,
+          follower: m.from,
+          matched: pr.matched,
+          follower_hint: m.rejectHint,
+        });
+        pr.matched = 0;
+        pr.becomeProbe();
+        pr.nextIdx = Math.max(1, Math.min(m.index, nextProbeIndex + 1));
+        this.sendAppend(m.from, pr);
+        return;
+      }
       if (pr.maybeDecrTo(m.index, nextProbeIndex, m.requestSnapshot)) {
         if (pr.state === ProgressState.Replicate) pr.becomeProbe();
         this.sendAppend(m.from, pr);
