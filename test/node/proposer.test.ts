@@ -1,0 +1,138 @@
+import { describe, expect, test } from "bun:test";
+import type { Proposal } from "../../gen/common_pb.ts";
+import { type ChainConfig, emptyChainConfig } from "../../src/node/chain-config.ts";
+import { MIN_STALL_MS, Proposer } from "../../src/node/proposer.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { waitUntil } from "../support/wait-until.ts";
+import { FakeController } from "./fake-controller.ts";
+
+function setup(blockInterval: number) {
+  const controller = new FakeController();
+  let now = 1_000;
+  const config: ChainConfig = { ...emptyChainConfig(), height: 0n, blockInterval };
+  const proposed: Proposal[] = [];
+  const transfers: string[] = [];
+  let allowed = true;
+  const p = new Proposer({
+    log: captureLog().log,
+    controller,
+    chainConfig: () => config,
+    canPropose: () => allowed,
+    propose: (x) => {
+      proposed.push(x);
+      return true;
+    },
+    transferLeadership: (reason) => {
+      transfers.push(reason);
+      return true;
+    },
+    now: () => now,
+  });
+  return {
+    p,
+    controller,
+    config,
+    proposed,
+    transfers,
+    advance: (ms: number) => (now += ms),
+    setAllowed: (v: boolean) => (allowed = v),
+  };
+}
+
+describe("leader proposer", () => {
+  test("a new leader asks at once and proposes the next height", async () => {
+    const t = setup(3);
+    t.p.start();
+    await waitUntil(() => t.proposed.length === 1, "a proposal");
+    expect(t.proposed[0].height).toBe(1n);
+  });
+
+  test("a proposal whose height is not applied height + 1 is dropped", async () => {
+    const t = setup(3);
+    t.controller.proposalHeight = 5n;
+    t.p.start();
+    await waitUntil(() => t.controller.count("GetProposal") === 1, "the fetch");
+    await Bun.sleep(0);
+    expect(t.proposed).toHaveLength(0);
+  });
+
+  test("no new fetch while a block is pending; the next one waits for the block interval", async () => {
+    const t = setup(3);
+    t.p.start();
+    await waitUntil(() => t.proposed.length === 1, "a proposal");
+    t.p.poll();
+    expect(t.controller.count("GetProposal")).toBe(1); // block 1 is pending
+    t.config.height = 1n;
+    t.controller.height = 1n;
+    t.p.blockApplied(1n);
+    expect(t.controller.count("GetProposal")).toBe(1); // 3 s have not passed since the last answer
+    t.advance(3_000);
+    t.p.poll();
+    await waitUntil(() => t.proposed.length === 2, "the second proposal");
+    expect(t.proposed[1].height).toBe(2n);
+  });
+
+  test("block_interval 0 asks again as soon as the previous block is applied", async () => {
+    const t = setup(0);
+    t.p.start();
+    await waitUntil(() => t.proposed.length === 1, "a proposal");
+    t.config.height = 1n;
+    t.controller.height = 1n;
+    t.p.blockApplied(1n);
+    await waitUntil(() => t.proposed.length === 2, "the second proposal");
+  });
+
+  test("nothing is proposed while a membership change is pending", async () => {
+    const t = setup(0);
+    t.setAllowed(false);
+    t.p.start();
+    t.p.poll();
+    expect(t.controller.count("GetProposal")).toBe(0);
+    t.setAllowed(true);
+    t.p.poll();
+    await waitUntil(() => t.proposed.length === 1, "a proposal");
+  });
+
+  test("without a valid proposal for 4 block intervals the leader hands over, once per stall", async () => {
+    const t = setup(3);
+    t.controller.plan.get = [139, 139, 139, 139, 139, 139];
+    t.p.start();
+    await waitUntil(() => t.controller.count("GetProposal") === 1, "the first fetch");
+    await Bun.sleep(0);
+    for (let i = 0; i < 4; i++) {
+      t.advance(3_000);
+      t.p.poll();
+      await Bun.sleep(0);
+    }
+    expect(t.transfers).toEqual([]);
+    t.advance(1);
+    t.p.poll();
+    expect(t.transfers).toEqual(["stalled proposals"]);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(1);
+  });
+
+  test("with block_interval 0 the stall window is at least the minimum, not zero", async () => {
+    const t = setup(0);
+    t.controller.plan.get = ["unavailable", "unavailable", "unavailable"];
+    t.p.start();
+    await waitUntil(() => t.controller.count("GetProposal") === 1, "the first fetch");
+    t.advance(MIN_STALL_MS - 10);
+    t.p.poll();
+    expect(t.transfers).toEqual([]);
+    t.advance(20);
+    t.p.poll();
+    expect(t.transfers).toEqual(["stalled proposals"]);
+  });
+
+  test("stop() forgets the pending block and ignores a late answer", async () => {
+    const t = setup(3);
+    t.controller.plan.get = ["hang"];
+    t.p.start();
+    await waitUntil(() => t.controller.count("GetProposal") === 1, "the fetch");
+    t.p.stop();
+    await Bun.sleep(5);
+    expect(t.proposed).toHaveLength(0);
+    expect(t.p.isActive).toBe(false);
+  });
+});
