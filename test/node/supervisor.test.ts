@@ -1,0 +1,132 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChainConfig } from "../../src/node/chain-config.ts";
+import type { RaftPeer } from "../../src/node/raft-peer.ts";
+import { Supervisor } from "../../src/node/supervisor.ts";
+import { SqliteStorage } from "../../src/storage/sqlite.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { serviceConfig } from "../support/service-config.ts";
+import { waitUntil } from "../support/wait-until.ts";
+import { FakeController } from "./fake-controller.ts";
+
+const ME = Uint8Array.from(Buffer.from("f805cf7df8dffc4fd9c98791d72d00c9587dc1d9", "hex"));
+const OTHER = Uint8Array.from(Buffer.from("0000000000000000000000000000000000000001", "hex"));
+
+class StubPeer {
+  started = 0;
+  stopped = 0;
+  offered: bigint[] = [];
+  constructor(public config: ChainConfig) {}
+  start() {
+    this.started++;
+  }
+  async stop() {
+    this.stopped++;
+  }
+  offerConfig(c: ChainConfig) {
+    this.offered.push(c.height);
+    if (c.height > this.config.height) this.config = c;
+  }
+  chainConfig() {
+    return this.config;
+  }
+}
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-"))) {
+  dirs.push(dir);
+  const storage = SqliteStorage.open(dir);
+  const controller = new FakeController();
+  const peers: StubPeer[] = [];
+  const sup = new Supervisor({
+    cfg: serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: ME }),
+    log: captureLog().log,
+    storage,
+    controller,
+    periodMs: 60_000, // rounds only on kick(): the tests drive them
+    makePeer: (trigger) => {
+      const p = new StubPeer(trigger);
+      peers.push(p);
+      return p as unknown as RaftPeer;
+    },
+  });
+  return { sup, storage, controller, peers, dir };
+}
+
+const cfg = (height: bigint, validators: Uint8Array[]) => ({ ...new FakeController().config(height), validators });
+
+describe("supervisor", () => {
+  test("without Reconfigure it pings the controller (CommitBlock u64::MAX) and starts a peer for a validator", async () => {
+    const t = setup();
+    t.controller.validators = [OTHER, ME];
+    t.controller.height = 7n;
+    t.sup.start();
+    await waitUntil(() => t.peers.length === 1, "a peer");
+    expect(t.controller.calls[0]).toEqual({ method: "CommitBlock", height: (1n << 64n) - 1n });
+    expect(t.peers[0].config.height).toBe(7n);
+    expect(t.peers[0].started).toBe(1);
+    await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("an unreachable controller is pinged again until it answers", async () => {
+    const t = setup();
+    t.controller.plan.commit = ["unavailable", "unavailable"];
+    t.controller.validators = [ME];
+    t.sup.start();
+    for (let i = 0; i < 3; i++) (t.sup as unknown as { kick(): void }).kick();
+    await waitUntil(async () => {
+      (t.sup as unknown as { kick(): void }).kick();
+      return t.peers.length === 1;
+    }, "a peer after the controller came up");
+    expect(t.controller.count("CommitBlock")).toBeGreaterThanOrEqual(3);
+    await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("a node that is not a validator runs no peer; Reconfigure making it one starts it; lower heights are ignored", async () => {
+    const t = setup();
+    t.controller.validators = [OTHER];
+    t.sup.start();
+    await waitUntil(() => t.controller.count("CommitBlock") === 1, "the ping");
+    expect(t.peers).toHaveLength(0);
+    t.sup.onReconfigure(cfg(10n, [ME]));
+    t.sup.onReconfigure(cfg(9n, [OTHER])); // older: ignored
+    await waitUntil(() => t.peers.length === 1, "a peer");
+    expect(t.peers[0].config.height).toBe(10n);
+    await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("a removed validator keeps its peer until height >= last validator height + 2, persisted across restarts", async () => {
+    const t = setup();
+    t.sup.start();
+    t.sup.onReconfigure(cfg(100n, [ME, OTHER]));
+    await waitUntil(() => t.peers.length === 1, "a peer");
+    const peer = t.peers[0];
+    peer.config = cfg(101n, [OTHER]); // the block at 101 removed this node
+    (t.sup as unknown as { kick(): void }).kick();
+    await waitUntil(() => t.storage.abortHeight() === 102n, "the persisted abort height");
+    expect(peer.stopped).toBe(0); // 101 < 102: still needed for the removal to complete
+    await t.sup.stop(0);
+    t.storage.close();
+
+    // A restart inside the window starts the peer again (the Rust service's abort_height file).
+    const again = setup(t.dir);
+    again.controller.validators = [OTHER];
+    again.controller.height = 101n;
+    again.sup.start();
+    await waitUntil(() => again.peers.length === 1, "a peer after restart");
+    again.peers[0].config = cfg(102n, [OTHER]);
+    (again.sup as unknown as { kick(): void }).kick();
+    await waitUntil(() => again.peers[0].stopped === 1, "the peer aborted at the window's end");
+    await again.sup.stop(0);
+    again.storage.close();
+  });
+});
