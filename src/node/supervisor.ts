@@ -64,9 +64,10 @@ export class Supervisor {
     this.stopped = true;
     clearInterval(this.timer);
     await this.running?.catch(() => {});
-    const peer = this._peer;
+    // The peer stays reachable while it hands over: the transferee's append acks and the new
+    // leader's messages must still get to it.
+    await this._peer?.stop(handOffMs);
     this._peer = undefined;
-    await peer?.stop(handOffMs);
   }
 
   private kick(): void {
