@@ -76,11 +76,18 @@ export const enum SnapshotStatus {
   Failure = 1,
 }
 
+/** What a Ready asked to persist: its last entry and snapshot (0 = none). Flat numbers: one object per Ready. */
 interface ReadyRecord {
   number: number;
-  lastEntry?: [number, number];
-  snapshot?: [number, number];
+  lastIndex: number;
+  lastTerm: number;
+  snapIndex: number;
 }
+
+/** Shared empty lists for the parts of a Ready that are usually empty (frozen: nobody may append to them). */
+const NO_MESSAGES: Message[] = Object.freeze([]) as unknown as Message[];
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+const NO_READ_STATES: ReadState[] = Object.freeze([]) as unknown as ReadState[];
 
 export class RawNode {
   readonly raft: Raft;
@@ -192,7 +199,7 @@ export class RawNode {
   ready(): Ready {
     const r = this.raft;
     const number = ++this.maxNumber;
-    const record: ReadyRecord = { number };
+    const record: ReadyRecord = { number, lastIndex: 0, lastTerm: 0, snapIndex: 0 };
     let mustSync = false;
     const ss = r.softState();
     const softState = ss.leaderId !== this.prevSs.leaderId || ss.raftState !== this.prevSs.raftState ? ss : undefined;
@@ -202,7 +209,7 @@ export class RawNode {
       if (hs.vote !== this.prevHs.vote || hs.term !== this.prevHs.term) mustSync = true;
       hardState = hs;
     }
-    let readStates: ReadState[] = [];
+    let readStates = NO_READ_STATES;
     if (r.readStates.length > 0) {
       readStates = r.readStates;
       r.readStates = [];
@@ -213,14 +220,16 @@ export class RawNode {
       snapshot = us;
       if (this.commitSinceIndex > us.metadata.index) throw new Error("snapshot is older than the committed entries already handed out");
       this.commitSinceIndex = us.metadata.index;
-      record.snapshot = [us.metadata.index, us.metadata.term];
+      record.snapIndex = us.metadata.index;
       mustSync = true;
     }
-    const entries = r.raftLog.unstableEntries().slice();
+    const unstable = r.raftLog.unstableEntries();
+    const entries = unstable.length > 0 ? unstable.slice() : NO_ENTRIES;
     if (entries.length > 0) {
       const last = entries[entries.length - 1];
       mustSync = true;
-      record.lastEntry = [last.index, last.term];
+      record.lastIndex = last.index;
+      record.lastTerm = last.term;
     }
     const light = this.genLightReady();
     // A leader may send before persisting (thesis §10.2.1); everyone else only after.
@@ -234,8 +243,8 @@ export class RawNode {
       entries,
       snapshot,
       committedEntries: light.committedEntries,
-      messages: isLeader ? light.messages : [],
-      persistedMessages: isLeader ? [] : light.messages,
+      messages: isLeader ? light.messages : NO_MESSAGES,
+      persistedMessages: isLeader ? NO_MESSAGES : light.messages,
       mustSync,
     };
   }
@@ -243,10 +252,10 @@ export class RawNode {
   private genLightReady(): { committedEntries: Entry[]; messages: Message[] } {
     const r = this.raft;
     const max = r.maxCommittedSizePerReady;
-    const committedEntries = r.raftLog.nextEntriesSince(this.commitSinceIndex, max >= Number.MAX_SAFE_INTEGER ? undefined : max) ?? [];
+    const committedEntries = r.raftLog.nextEntriesSince(this.commitSinceIndex, max >= Number.MAX_SAFE_INTEGER ? undefined : max) ?? NO_ENTRIES;
     r.reduceUncommittedSize(committedEntries);
     if (committedEntries.length > 0) this.commitSinceIndex = committedEntries[committedEntries.length - 1].index;
-    let messages: Message[] = [];
+    let messages = NO_MESSAGES;
     if (r.msgs.length > 0) {
       messages = r.msgs;
       r.msgs = [];
@@ -259,8 +268,8 @@ export class RawNode {
     if (rd.hardState) this.prevHs = rd.hardState;
     const rec = this.records[this.records.length - 1];
     if (rec === undefined || rec.number !== rd.number) throw new Error(`advancing a Ready out of order (${rd.number})`);
-    if (rec.snapshot) this.raft.raftLog.stableSnap(rec.snapshot[0]);
-    if (rec.lastEntry) this.raft.raftLog.stableEntries(rec.lastEntry[0], rec.lastEntry[1]);
+    if (rec.snapIndex !== 0) this.raft.raftLog.stableSnap(rec.snapIndex);
+    if (rec.lastIndex !== 0) this.raft.raftLog.stableEntries(rec.lastIndex, rec.lastTerm);
   }
 
   /** Everything up to Ready `number` is durable (asynchronous persistence). */
@@ -270,12 +279,15 @@ export class RawNode {
     let snapIndex = 0;
     while (this.records.length > 0 && this.records[0].number <= number) {
       const rec = this.records.shift()!;
-      if (rec.snapshot) {
-        snapIndex = rec.snapshot[0];
+      if (rec.snapIndex !== 0) {
+        snapIndex = rec.snapIndex;
         index = 0;
         term = 0;
       }
-      if (rec.lastEntry) [index, term] = rec.lastEntry;
+      if (rec.lastIndex !== 0) {
+        index = rec.lastIndex;
+        term = rec.lastTerm;
+      }
     }
     if (snapIndex !== 0) this.raft.onPersistSnap(snapIndex);
     if (index !== 0) this.raft.onPersistEntries(index, term);
