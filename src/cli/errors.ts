@@ -1,4 +1,4 @@
-// Errors the CLI maps to exit codes: UsageError → 2, FatalError (already logged) → 1.
+// Errors the CLI maps to exit codes: UsageError → 2, FatalError (already logged) and CheckFailed → 1.
 
 /** Bad command line: unknown subcommand or flag, missing value, conflicting flags. */
 export class UsageError extends Error {
@@ -17,5 +17,13 @@ export class FatalError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "FatalError";
+  }
+}
+
+/** A check that ran and got a negative answer (e.g. `consensus health`); the message is the reason. */
+export class CheckFailed extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckFailed";
   }
 }

@@ -4,7 +4,7 @@ import { runCommand } from "citty";
 import { writeSync } from "node:fs";
 import { ConfigError } from "../config/errors.ts";
 import { parseFlags } from "./argv.ts";
-import { FatalError, UsageError } from "./errors.ts";
+import { CheckFailed, FatalError, UsageError } from "./errors.ts";
 import { renderCommandHelp, renderRootHelp } from "./help.ts";
 import { resolve, root, subcommand } from "./root.ts";
 import { SERVICE_NAME, VERSION } from "./version.ts";
@@ -23,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) printErr(`config error: ${err.message}`);
+    else if (err instanceof CheckFailed) printErr(err.message);
     else if (err instanceof FatalError) printErr(`fatal: ${err.message}`);
     else printErr(`fatal: ${err instanceof Error ? err.message : String(err)}`);
     return EXIT_FAILURE;

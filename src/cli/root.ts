@@ -12,6 +12,7 @@ export const root = defineCommand({
   },
   subCommands: {
     run: () => import("./run.ts").then((m) => m.default),
+    health: () => import("./health.ts").then((m) => m.default),
   },
 });
 
