@@ -1,0 +1,117 @@
+// The deployment files agree with the binary and with each other: the systemd unit passes
+// `systemd-analyze verify` without a warning, and the unit, the Dockerfile and the Kubernetes
+// example run the same command line, which the CLI accepts; stop timeouts outlast the service's
+// own bounded stop; probes target the gRPC port.
+import { expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ArgsDef } from "citty";
+import { parseFlags } from "../src/cli/argv.ts";
+import healthCommand, { parseAddr, parseTimeout } from "../src/cli/health.ts";
+import runCommand, { STOP_TIMEOUT_MS } from "../src/cli/run.ts";
+import { ROOT, ensureBinary } from "./support/binary.ts";
+
+const DEPLOYED = ["consensus", "run", "-c", "/etc/cita-cloud/config/config.toml", "--stdout"];
+const UNIT_PATH = join(ROOT, "example/consensus.service");
+
+/** `[Section]` → key → value (the unit has no repeated keys). */
+function parseUnit(text: string): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  let section = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith(";")) continue;
+    const header = /^\[(\w+)\]$/.exec(line);
+    if (header) {
+      section = header[1];
+      out[section] = {};
+      continue;
+    }
+    const eq = line.indexOf("=");
+    expect(eq).toBeGreaterThan(0);
+    const key = line.slice(0, eq).trim();
+    expect(out[section][key]).toBeUndefined();
+    out[section][key] = line.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function dockerfile(): Map<string, string> {
+  const lines = readFileSync(join(ROOT, "Dockerfile"), "utf8").split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
+  const out = new Map<string, string>();
+  for (const l of lines) {
+    const [instruction, ...rest] = l.split(" ");
+    if (!out.has(instruction)) out.set(instruction, rest.join(" "));
+  }
+  return out;
+}
+
+function acceptedBy(cmd: { args?: unknown }, name: string, argv: string[]): string[] {
+  return parseFlags(`consensus ${name}`, argv, cmd.args as ArgsDef).normalized;
+}
+
+test.skipIf(!Bun.which("systemd-analyze"))("systemd-analyze verify accepts the unit without a single warning", async () => {
+  // verify insists that ExecStart's binary exists: point it at the one just built, nothing else changes.
+  const bin = await ensureBinary();
+  const dir = mkdtempSync(join(tmpdir(), "ship-unit-"));
+  try {
+    const unit = readFileSync(UNIT_PATH, "utf8");
+    expect(unit).toContain("ExecStart=/usr/local/bin/consensus ");
+    writeFileSync(join(dir, "consensus.service"), unit.replace("ExecStart=/usr/local/bin/consensus ", `ExecStart=${bin} `));
+    const proc = Bun.spawn(["systemd-analyze", "verify", join(dir, "consensus.service")], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: "", stderr: "" });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+test("the systemd unit runs the deployed command as a dedicated user, restarts on failure and outlasts a clean stop", () => {
+  const unit = parseUnit(readFileSync(UNIT_PATH, "utf8"));
+  const svc = unit.Service;
+  const exec = svc.ExecStart.split(/\s+/);
+  expect(exec[0]).toBe("/usr/local/bin/consensus");
+  expect(["consensus", ...exec.slice(1)]).toEqual(DEPLOYED);
+  expect(acceptedBy(runCommand, "run", exec.slice(2))).toEqual(["--config=/etc/cita-cloud/config/config.toml", "--stdout"]);
+  expect(svc.User).toMatch(/^[a-z][a-z0-9_-]*$/);
+  expect(svc.User).not.toBe("root");
+  expect(svc.WorkingDirectory).toBe(`/var/lib/${svc.StateDirectory}`);
+  expect(svc.Restart).toBe("on-failure");
+  expect(svc.KillSignal).toBe("SIGTERM");
+  expect(Number(svc.TimeoutStopSec) * 1000).toBeGreaterThan(STOP_TIMEOUT_MS);
+  expect(svc.StandardOutput).toBe("journal");
+  expect(unit.Install.WantedBy).toBe("multi-user.target");
+});
+
+test("the Dockerfile: scratch, uid 1000, /data, the deployed command by default", () => {
+  const d = dockerfile();
+  expect(d.get("FROM")).toBe("scratch");
+  expect(d.get("USER")).toBe("1000:1000");
+  expect(d.get("WORKDIR")).toBe("/data");
+  expect(d.has("ENTRYPOINT")).toBe(false); // like the Rust image: a command override is a whole command line
+  expect(JSON.parse(d.get("CMD")!)).toEqual(DEPLOYED);
+  const probe = JSON.parse(d.get("HEALTHCHECK")!.replace(/^.*?CMD /, ""));
+  expect(probe[0]).toBe("consensus");
+  expect(acceptedBy(healthCommand, "health", probe.slice(2))).toEqual(["--addr=localhost:50001"]);
+});
+
+test("the Kubernetes example: the deployed command, probes on the gRPC port, a grace period longer than the stop", async () => {
+  const doc = Bun.YAML.parse(await Bun.file(join(ROOT, "example/k8s-consensus.yaml")).text()) as any;
+  const pod = doc.spec.template.spec;
+  const c = pod.containers.find((x: { name: string }) => x.name === "consensus");
+  expect(c.command).toEqual(DEPLOYED);
+  expect(c.workingDir).toBe("/data");
+  expect(pod.securityContext.runAsUser).toBe(1000);
+  const grpcPort = c.ports.find((p: { name: string }) => p.name === "grpc").containerPort;
+  expect(grpcPort).toBe(50001);
+
+  const live: string[] = c.livenessProbe.exec.command;
+  expect(live.slice(0, 2)).toEqual(["consensus", "health"]);
+  const flags = Object.fromEntries(acceptedBy(healthCommand, "health", live.slice(2)).map((f) => f.slice(2).split("=")));
+  expect(parseAddr(flags.addr).port).toBe(grpcPort);
+  // The probe must give up before Kubernetes does.
+  expect(parseTimeout(flags.timeout)).toBeLessThan(c.livenessProbe.timeoutSeconds * 1000);
+  expect(c.readinessProbe.grpc.port).toBe(grpcPort);
+  expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(STOP_TIMEOUT_MS);
+});
