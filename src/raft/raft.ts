@@ -50,6 +50,9 @@ export interface SoftState {
   raftState: StateRole;
 }
 
+/** Entries of a message that carries none; frozen so that no one appends to the shared list. */
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
+
 /** Builds a message with every field present (a stable object shape keeps property access fast). */
 export function msg(to: NodeId, msgType: MessageType, from: NodeId = NONE): Message {
   return {
@@ -59,7 +62,7 @@ export function msg(to: NodeId, msgType: MessageType, from: NodeId = NONE): Mess
     term: 0,
     logTerm: 0,
     index: 0,
-    entries: [],
+    entries: NO_ENTRIES,
     commit: 0,
     commitTerm: 0,
     snapshot: undefined,
