@@ -8,6 +8,7 @@
 //   bun bench/raft-core.ts                  # 5 runs of each row, etcd anchor if Go can be had
 //   bun bench/raft-core.ts --runs 3 --marshal   # add the rows with protobuf round-trips
 //   bun bench/raft-core.ts --no-etcd        # our figures only
+//   bun bench/raft-core.ts --warmup 20000   # longer warm-up on both sides (steady state, JIT warm)
 //   bun bench/raft-core.ts --one w1a --batch 256 [--marshal] [--n N]   # one run, one JSON line
 //
 // Raw results: one JSON line per measurement in /tmp/raftcore-bench/results-<time>.jsonl.
@@ -76,7 +77,9 @@ function parse() {
 
 const args = parse();
 if (args.help) {
-  console.log(fs.readFileSync(import.meta.path, "utf8").split("\n").filter((l) => l.startsWith("//")).slice(0, 14).join("\n"));
+  // The header comment of this file is the usage.
+  const lines = fs.readFileSync(import.meta.path, "utf8").split("\n");
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith("//"))).join("\n"));
   process.exit(0);
 }
 
@@ -96,12 +99,13 @@ if (args.one !== undefined) {
 }
 
 const runs = positiveInt("runs", args.runs, 5);
+const warmup = positiveInt("warmup", args.warmup, 1000);
 const rows = args.marshal ? [...ROWS, ...MARSHAL_ROWS] : ROWS;
 fs.mkdirSync(WORK, { recursive: true });
 const jsonl = path.join(WORK, `results-${new Date().toISOString().replace(/[:.]/g, "-")}.jsonl`);
 
 function ours(r: Row): Record<string, unknown> {
-  const cmd = [process.execPath, import.meta.path, "--one", r.workload, "--n", String(r.n), "--batch", String(r.batch)];
+  const cmd = [process.execPath, import.meta.path, "--one", r.workload, "--n", String(r.n), "--batch", String(r.batch), "--warmup", String(warmup)];
   if (r.marshal) cmd.push("--marshal");
   const p = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 300_000 });
   const out = p.stdout.toString().trim().split("\n").pop() ?? "";
@@ -110,13 +114,13 @@ function ours(r: Row): Record<string, unknown> {
 }
 
 function theirs(bin: string, r: Row): Record<string, unknown> {
-  const a = ["-workload", r.workload, "-mode", "single", "-n", String(r.n), "-batch", String(r.batch)];
+  const a = ["-workload", r.workload, "-mode", "single", "-n", String(r.n), "-batch", String(r.batch), "-warmup", String(warmup)];
   if (r.marshal) a.push("-marshal");
   return runAnchor(bin, a);
 }
 
 const cpu = os.cpus()[0]?.model ?? "unknown cpu";
-console.log(`raft-core bench: ${runs} run(s) per row, ${os.cpus().length} cpus (${cpu}), load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(`raft-core bench: ${runs} run(s) per row, warm-up ${warmup} entries, ${os.cpus().length} cpus (${cpu}), load ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 console.log(`ours: bun ${Bun.version}`);
 const anchor: Anchor = args["no-etcd"] ? { ok: false, reason: "skipped (--no-etcd)" } : prepareAnchor(ANCHOR_DIR, WORK, (s) => console.log(s));
 console.log(anchor.ok ? `etcd anchor: ${anchor.bin} (${anchor.version}, etcd raft 3.4 from Debian)` : `etcd anchor unavailable: ${anchor.reason}`);
