@@ -71,10 +71,14 @@ export class Checker {
   /** Highest index known committed (by a leader counting a quorum). */
   regMax = BOOT_INDEX;
   readonly leaderOfTerm = new Map<number, NodeId>();
+  /** Highest index committed by the leader of each term. */
+  private committedInTerm = new Map<number, number>();
   /** (index, term) -> payload digest and term of the previous entry, for Log Matching. */
   private appended = new Map<number, { digest: number; prevTerm: number }>();
   private nodes = new Map<NodeId, NodeHistory>();
   onRoleChange: RoleChange | undefined;
+  /** Called when a leader's commit index moves. */
+  onLeaderCommit: ((id: NodeId) => void) | undefined;
 
   constructor(
     private readonly storageOf: (id: NodeId) => SimStorage | undefined,
@@ -149,21 +153,28 @@ export class Checker {
     }
   }
 
-  /** Election Safety and Leader Completeness, when a node becomes leader. */
+  /**
+   * Election Safety and Leader Completeness, when a node becomes leader of `term`: its log holds
+   * every entry committed in an earlier term. (Entries committed in later terms need not be
+   * there: a candidate can still win an old term with a vote grant that was delayed in flight;
+   * such a leader can never commit, since a majority has moved on to the later term.)
+   */
   private onLeader(n: Observed, term: number): void {
     const prev = this.leaderOfTerm.get(term);
     if (prev !== undefined && prev !== n.id) this.fail("election safety", `nodes ${prev} and ${n.id} are both leader of term ${term}`);
     this.leaderOfTerm.set(term, n.id);
+    let committed = BOOT_INDEX;
+    for (const [t, index] of this.committedInTerm) if (t < term && index > committed) committed = index;
     const log = n.raw!.raft.raftLog;
     const last = log.lastIndex();
-    if (last < this.regMax) this.fail("leader completeness", `leader ${n.id} of term ${term} has last index ${last} < committed index ${this.regMax}`);
+    if (last < committed) this.fail("leader completeness", `leader ${n.id} of term ${term} has last index ${last} < index ${committed} committed in an earlier term`);
     const first = log.firstIndex();
     const boundary = first - 1;
-    if (boundary <= this.regMax && boundary >= BOOT_INDEX && log.term(boundary) !== this.regTerm[boundary]) {
+    if (boundary <= committed && boundary >= BOOT_INDEX && log.term(boundary) !== this.regTerm[boundary]) {
       this.fail("leader completeness", `leader ${n.id} of term ${term} has snapshot ${boundary}/t${log.term(boundary)}, committed term ${this.regTerm[boundary]}`);
     }
-    if (first <= this.regMax) {
-      const ents = log.slice(first, this.regMax + 1);
+    if (first <= committed) {
+      const ents = log.slice(first, Math.min(committed, last) + 1);
       for (const e of ents) {
         if (e.term !== this.regTerm[e.index] || entryDigest(e) !== this.regDigest[e.index]) {
           this.fail("leader completeness", `leader ${n.id} of term ${term} has entry ${e.index}/t${e.term}, committed ${e.index}/t${this.regTerm[e.index]}`);
@@ -180,6 +191,8 @@ export class Checker {
       const term = n.raw!.raft.term;
       if (log.term(to) !== term) this.fail("leader commits its own term", `leader ${n.id} of term ${term} committed ${to}/t${log.term(to)} by counting replicas`);
       this.checkQuorumDurable(n, to, log.term(to));
+      this.committedInTerm.set(term, to);
+      this.onLeaderCommit?.(n.id);
     } else if (to > this.regMax) {
       this.fail("commit within quorum", `follower ${n.id} committed ${to} but no leader has committed beyond ${this.regMax}`);
     }

@@ -2,8 +2,9 @@
 // nodes (kill -9), partitions the network (symmetric, one-way, isolating the leader), changes how
 // links lose, duplicate and delay messages, changes membership through ConfChangeV2 (add, remove,
 // replace, promote, demote, joint changes with every transition), transfers leadership and forces
-// snapshots. It also strikes reactively: a leader hit moments after its election leaves the short
-// higher-term tails that Figure 8 of the Raft paper is about.
+// snapshots. It also strikes reactively: a leader hit moments after its election leaves a short
+// higher-term tail behind, and one hit moments after its commit index moved leaves the rest of its
+// entries half replicated; together they produce the interleavings of Figure 8 of the Raft paper.
 import {
   type ConfChangeSingle,
   ConfChangeTransition,
@@ -81,6 +82,11 @@ export class Nemesis {
   /** A node just became leader: maybe strike it before its first entries are replicated. */
   onLeaderElected(n: SimNode): void {
     if (this.rng.chance(this.params.strikeNewLeader)) this.world.strikeLater(n, this.rng.range(0, this.params.fsyncMax + 10));
+  }
+
+  /** A leader's commit index moved: maybe strike it while the rest of its entries are in flight. */
+  onLeaderCommit(n: SimNode): void {
+    if (this.rng.chance(this.params.strikeAfterCommit)) this.world.strikeLater(n, this.rng.range(0, this.params.fsyncMax + 10));
   }
 
   strike(n: SimNode): void {

@@ -29,6 +29,8 @@ export interface Params {
   /** Log entries kept behind a snapshot when compacting, and how far applying runs ahead of the last snapshot before one is taken. */
   /** Probability that a newly elected leader is crashed or isolated moments later. */
   strikeNewLeader: number;
+  /** Probability that a leader is crashed or isolated moments after its commit index moves. */
+  strikeAfterCommit: number;
   keepTail: number;
   snapshotEvery: number;
 }
@@ -57,6 +59,7 @@ export function drawParams(rng: Rng): Params {
     nemesisEveryMs: rng.pick([200, 400, 800]),
     proposeEveryMs: rng.pick([20, 60, 150]),
     strikeNewLeader: rng.pick([0, 0.2, 0.5]),
+    strikeAfterCommit: rng.pick([0, 0.05, 0.2]),
     keepTail: rng.pick([0, 1, 5, 20]),
     snapshotEvery: rng.pick([3, 10, 40, 1000]),
   };
@@ -82,6 +85,7 @@ export function describeParams(p: Params): string {
     `nemesis_every=${p.nemesisEveryMs}ms`,
     `propose_every=${p.proposeEveryMs}ms`,
     `strike_new_leader=${p.strikeNewLeader}`,
+    `strike_after_commit=${p.strikeAfterCommit}`,
     `keep_tail=${p.keepTail}`,
     `snapshot_every=${p.snapshotEvery}`,
   ].join(" ");

@@ -125,6 +125,10 @@ export class Simulation implements Host, World {
       if (term > this.stats.maxTerm) this.stats.maxTerm = term;
       this.record(`n${id} is ${ROLE(role)} of term ${term}`);
     };
+    this.checker.onLeaderCommit = (id) => {
+      const n = this.nodes.get(id);
+      if (this.phase === "safety" && n !== undefined) this.nemesis.onLeaderCommit(n);
+    };
     const p = this.params;
     const voters: NodeId[] = [];
     const learners: NodeId[] = [];
