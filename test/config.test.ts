@@ -47,6 +47,7 @@ function loadError(path: string): string {
 
 const DEFAULTS = {
   grpcListenPort: 50001,
+  grpcListenAddr: "::",
   networkPort: 50000,
   controllerPort: 50004,
   logLevel: "info" as const,
@@ -64,7 +65,10 @@ const DEFAULTS = {
   raftDataPath: "raft-data-dir",
   enableMetrics: true,
   metricsPort: 60001,
+  metricsListenAddr: "::",
   metricsBuckets: [0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0],
+  maxMessageBytes: 16777216,
+  peerMsgsPerSecond: 2000,
 };
 
 describe("loadConfig: values", () => {
@@ -112,6 +116,10 @@ describe("loadConfig: values", () => {
       enable_metrics = false
       metrics_port = 1
       metrics_buckets = [1, 2.5, 1e3]
+      grpc_listen_addr = "127.0.0.1"
+      metrics_listen_addr = "[::1]"
+      max_message_bytes = 1024
+      peer_msgs_per_second = 7
     `);
     const { config, warnings } = loadConfig(path);
     expect(warnings).toEqual([]);
@@ -119,6 +127,7 @@ describe("loadConfig: values", () => {
       nodeAddrPath: addrPath,
       nodeAddress: ADDRESS_BYTES,
       grpcListenPort: 1,
+      grpcListenAddr: "127.0.0.1",
       networkPort: 65535,
       controllerPort: 40004,
       logLevel: "debug" as const,
@@ -136,7 +145,10 @@ describe("loadConfig: values", () => {
       raftDataPath: "/data/raft",
       enableMetrics: false,
       metricsPort: 1,
+      metricsListenAddr: "::1",
       metricsBuckets: [1, 2.5, 1000],
+      maxMessageBytes: 1024,
+      peerMsgsPerSecond: 7,
       source: path,
     });
   });
@@ -210,6 +222,13 @@ describe("loadConfig: errors name the file and the key", () => {
     [`metrics_buckets = [1, 2, 2]`, `metrics_buckets: must be strictly increasing, but element 2 (2) is not greater than element 1 (2)`],
     [`metrics_buckets = [5, 1]`, `metrics_buckets: must be strictly increasing, but element 1 (1) is not greater than element 0 (5)`],
     [`node_addr = 5`, `node_addr: expected a non-empty string, got 5`],
+    [`grpc_listen_addr = "example.com"`, `grpc_listen_addr: expected an IP address such as "::", "0.0.0.0", "127.0.0.1" or "::1", got "example.com"`],
+    [`grpc_listen_addr = ""`, `grpc_listen_addr: expected an IP address such as "::", "0.0.0.0", "127.0.0.1" or "::1", got ""`],
+    [`metrics_listen_addr = "1.2.3.4:80"`, `metrics_listen_addr: expected an IP address such as "::", "0.0.0.0", "127.0.0.1" or "::1", got "1.2.3.4:80"`],
+    [`metrics_listen_addr = 0`, `metrics_listen_addr: expected an IP address such as "::", "0.0.0.0", "127.0.0.1" or "::1", got 0`],
+    [`max_message_bytes = 1023`, `max_message_bytes: expected an integer in 1024..2147483647, got 1023`],
+    [`max_message_bytes = 2147483648`, `max_message_bytes: expected an integer in 1024..2147483647, got 2147483648`],
+    [`peer_msgs_per_second = 0`, `peer_msgs_per_second: expected an integer in 1..1000000, got 0`],
   ];
   test.each(cases)("%s", (line, expected) => {
     const key = line.split(" ")[0];

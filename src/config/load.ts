@@ -2,6 +2,7 @@
 // defaults are the Rust service's (consensus_raft 6.7.4); every key is optional. Bad values are
 // rejected here, before anything starts, with one line naming the file and the key.
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { ConfigError, describeFsError, describeValue } from "./errors.ts";
 import { readNodeAddress } from "./node-address.ts";
 import type { Config, LogLevel } from "./types.ts";
@@ -77,6 +78,16 @@ const buckets: Check<readonly number[]> = (v) => {
   return Object.freeze([...v]);
 };
 
+// An address to bind: an IP literal (IPv6 may be bracketed). Names, `localhost` included, are refused:
+// binding one binds only the first address it resolves to (::1 or 127.0.0.1), which depends on the host.
+const listenAddr: Check<string> = (v) => {
+  if (typeof v === "string") {
+    const bare = v.startsWith("[") && v.endsWith("]") ? v.slice(1, -1) : v;
+    if (isIP(bare) !== 0) return bare;
+  }
+  throw new BadValue(`expected an IP address such as "::", "0.0.0.0", "127.0.0.1" or "::1", got ${describeValue(v)}`);
+};
+
 type Fields = Omit<Config, "nodeAddress" | "source">;
 
 // TOML key → Config field, check and default. Order is the seed's documentation order.
@@ -84,6 +95,7 @@ const KEYS: { [K in keyof Fields]: [key: string, check: Check<Fields[K]>, fallba
   // "" (absent) is reported as missing after the table is read.
   nodeAddrPath: ["node_addr", nonEmptyString, ""],
   grpcListenPort: ["grpc_listen_port", port, 50001],
+  grpcListenAddr: ["grpc_listen_addr", listenAddr, "::"],
   networkPort: ["network_port", port, 50000],
   controllerPort: ["controller_port", port, 50004],
   logLevel: ["log_level", logLevel, "info"],
@@ -101,7 +113,11 @@ const KEYS: { [K in keyof Fields]: [key: string, check: Check<Fields[K]>, fallba
   raftDataPath: ["raft_data_path", nonEmptyString, "raft-data-dir"],
   enableMetrics: ["enable_metrics", boolean, true],
   metricsPort: ["metrics_port", port, 60001],
+  metricsListenAddr: ["metrics_listen_addr", listenAddr, "::"],
   metricsBuckets: ["metrics_buckets", buckets, DEFAULT_METRICS_BUCKETS],
+  // At most 2 GiB - 1: gRPC implementations (tonic, grpc-go, grpc-java) hold sizes in a signed 32-bit int.
+  maxMessageBytes: ["max_message_bytes", integer(1024, 2 ** 31 - 1), 16 * 1024 * 1024],
+  peerMsgsPerSecond: ["peer_msgs_per_second", integer(1, 1_000_000), 2000],
 };
 
 /** The TOML key names this loader understands, in documentation order. */

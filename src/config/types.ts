@@ -9,6 +9,8 @@ export interface Config {
   /** The 20 raw address bytes read from `nodeAddrPath`. */
   readonly nodeAddress: Uint8Array;
   readonly grpcListenPort: number;
+  /** Our addition: the address the gRPC server binds (`::` as in the Rust service: every interface). */
+  readonly grpcListenAddr: string;
   readonly networkPort: number;
   readonly controllerPort: number;
   readonly logLevel: LogLevel;
@@ -27,7 +29,13 @@ export interface Config {
   readonly raftDataPath: string;
   readonly enableMetrics: boolean;
   readonly metricsPort: number;
+  /** Our addition: the address the metrics server binds (`::` by default). */
+  readonly metricsListenAddr: string;
   readonly metricsBuckets: readonly number[];
+  /** Our addition: largest gRPC message served or accepted from the controller and network, in bytes. */
+  readonly maxMessageBytes: number;
+  /** Our addition: inbound peer messages per second admitted from one trusted origin (others get less). */
+  readonly peerMsgsPerSecond: number;
   /** Absolute or relative path of the TOML file this came from (for messages). */
   readonly source: string;
 }

@@ -26,6 +26,10 @@ export function serviceConfig(over: Partial<Config> & Pick<Config, "grpcListenPo
     enableMetrics: false,
     metricsPort: 60001,
     metricsBuckets: [0.25, 0.5, 1],
+    grpcListenAddr: "::",
+    metricsListenAddr: "::",
+    maxMessageBytes: 16 << 20,
+    peerMsgsPerSecond: 2000,
     source: "test",
     ...over,
   };
