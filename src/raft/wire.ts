@@ -297,14 +297,18 @@ export function fastEncodeMessage(m: Message): Uint8Array | undefined {
 
 /** Cursor over the input; `lo`/`hi` hold the halves of the last varint read. */
 class Reader {
+  buf: Uint8Array = EMPTY_BYTES;
   pos = 0;
+  end = 0;
   lo = 0;
   hi = 0;
-  constructor(
-    readonly buf: Uint8Array,
-    public end: number,
-  ) {}
 }
+
+/** One reader for every decode (decoding never re-enters): saves an allocation per message. */
+const reader = new Reader();
+
+/** Entries of a decoded message that carries none, shared and frozen (as the core's own messages). */
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
 
 /** Reads a varint into r.lo/r.hi; false if it is truncated or longer than 10 bytes. */
 function varint(r: Reader): boolean {
@@ -538,14 +542,17 @@ function readSnapshot(r: Reader): Snapshot {
 
 /** Decodes eraftpb.Message bytes, or returns undefined for anything the generated code should judge. */
 export function fastDecodeMessage(buf: Uint8Array): Message | undefined {
-  const r = new Reader(buf, buf.length);
+  const r = reader;
+  r.buf = buf;
+  r.pos = 0;
+  r.end = buf.length;
   let msgType = 0;
   let to = 0n;
   let from = 0n;
   let term = 0;
   let logTerm = 0;
   let index = 0;
-  const entries: Entry[] = [];
+  let entries = NO_ENTRIES;
   let commit = 0;
   let commitTerm = 0;
   let snapshot: Snapshot | undefined;
@@ -581,6 +588,7 @@ export function fastDecodeMessage(buf: Uint8Array): Message | undefined {
           index = readNum(r);
           break;
         case 0x3a:
+          if (entries === NO_ENTRIES) entries = [];
           entries.push(within(r, readEntry));
           break;
         case 0x40:
@@ -623,6 +631,8 @@ export function fastDecodeMessage(buf: Uint8Array): Message | undefined {
   } catch (e) {
     if (e === BAIL) return undefined;
     throw e;
+  } finally {
+    r.buf = EMPTY_BYTES; // do not keep the last input alive
   }
   // Older raft-rs peers only fill deprecated_priority; both are read as int64.
   if ((pLo | pHi) === 0) {
