@@ -341,15 +341,20 @@ export class RaftPeer {
     this.sendAll(rd.messages);
     // 2. Persist entries, hard state and snapshot in one transaction.
     storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
-    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.snapshotInstalled(rd.snapshot);
     // 3. Votes and append acks only now.
     this.sendAll(rd.persistedMessages);
-    if (rd.softState) this.roleChange(rd.softState.raftState, rd.softState.leaderId);
-    // 4. Committed entries go to the commit pipeline (controller calls happen there).
-    this.committer.enqueue(rd.committedEntries);
     const light = this.node.advanceAppend(rd);
-    if (rd.snapshot && rd.snapshot.metadata.index > 0) this.node.advanceApplyTo(rd.snapshot.metadata.index);
     this.sendAll(light.messages);
+    // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
+    // change, applying entries synchronously, auto-leave of a joint config), and RawNode takes no
+    // new entries between ready() and advanceAppend().
+    if (rd.snapshot && rd.snapshot.metadata.index > 0) {
+      this.snapshotInstalled(rd.snapshot);
+      this.node.advanceApplyTo(rd.snapshot.metadata.index);
+    }
+    if (rd.softState) this.roleChange(rd.softState.raftState, rd.softState.leaderId);
+    // Committed entries go to the commit pipeline (controller calls happen there).
+    this.committer.enqueue(rd.committedEntries);
     this.committer.enqueue(light.committedEntries);
   }
 
