@@ -3,7 +3,6 @@
 // endpoint (leader, term), its health over a third-party gRPC client, and its log file.
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { DevChain, type DevChainOptions } from "../../src/devchain/chain.ts";
-import { waitFor } from "../../src/devchain/wait.ts";
 import { peerIdFromAddress, peerIdHex } from "../../src/peer/peer-id.ts";
 import { ensureBinary } from "../support/binary.ts";
 import { GrpcJsClient } from "../support/grpc-js-client.ts";
@@ -114,12 +113,19 @@ export class E2EChain {
 
   // ---- waiting ----
 
-  /** waitFor with the chain's state appended to the timeout error. */
+  /**
+   * Polls `cond` until it gives a truthy value. Fails at once when a consensus process exits on
+   * its own (a crash), and on timeout; both errors carry the chain's state and log tails.
+   */
   async wait<T>(cond: () => T | Promise<T>, timeoutMs: number, what: string, pollMs = 25): Promise<NonNullable<T>> {
-    try {
-      return await waitFor(cond, timeoutMs, what, pollMs);
-    } catch (e) {
-      throw new Error(`${(e as Error).message}\n${this.describe()}`);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const crash = this.chain.exits.find((x) => x.unexpected);
+      if (crash) throw new Error(`node${crash.node} exited on its own (code ${crash.code}, signal ${crash.signal}) while waiting for ${what}\n${this.describe()}`);
+      const v = await cond();
+      if (v) return v as NonNullable<T>;
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${this.describe()}`);
+      await Bun.sleep(pollMs);
     }
   }
 
