@@ -159,14 +159,19 @@ describe("inbound messages", () => {
     expect(inbound).toHaveLength(0);
     expect(net.sent).toHaveLength(1);
     expect([net.sent[0]!.type, net.sent[0]!.origin, decodePeerId(net.sent[0]!.msg)]).toEqual(["refresh", 9n, 300n]);
-    expect(transport.mailbook.origin(PEER)).toBe(9n);
+    // A message that was not for us is not learned from.
+    expect(transport.mailbook.origin(PEER)).toBeUndefined();
   });
 
-  test("a newer origin for a known peer replaces the old one", () => {
-    const { transport } = setup();
+  test("a newer origin for a known peer replaces the old one once the old one has gone quiet", () => {
+    const { transport, clock, cap } = setup();
     transport.handleInbound({ type: "probe-resp", origin: 1n, id: PEER });
     transport.handleInbound({ type: "raft", origin: 2n, msg: raft(SELF, PEER) });
+    expect(transport.mailbook.origin(PEER)).toBe(1n);
+    clock.t += transport.mailbook.quietMs;
+    transport.handleInbound({ type: "raft", origin: 2n, msg: raft(SELF, PEER) });
     expect(transport.mailbook.origin(PEER)).toBe(2n);
+    expect(cap.lines.find((l) => l.message === "mailbook re-bound")?.fields).toMatchObject({ origin: 2n, previous: 1n, reason: "quiet" });
   });
 
   test("refresh from the origin we used drops that stale entry and probes", async () => {

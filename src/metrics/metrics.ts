@@ -22,6 +22,13 @@ export interface ConsensusStateSource {
 }
 
 const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Distinct `<client-name>_to_<Method>` histograms; client names come from callers, so they are bounded. */
+export const MAX_CALL_HISTOGRAMS = 64;
+
+interface QueueGauge {
+  readonly depth: () => number;
+  readonly capacity: number;
+}
 
 export class ConsensusMetrics {
   readonly registry = new Registry();
@@ -33,6 +40,10 @@ export class ConsensusMetrics {
   readonly leaderChanges: Counter;
   readonly leaderTransfers: Counter<"reason">;
   readonly commitLatency: Histogram;
+  readonly peerMsgsDropped: Counter<"reason">;
+  readonly mailbookChanges: Counter<"result">;
+  readonly grpcRefused: Counter<"reason">;
+  private readonly queues = new Map<string, QueueGauge>();
 
   constructor(
     private readonly buckets: readonly number[],
@@ -87,6 +98,48 @@ export class ConsensusMetrics {
       buckets: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
       registers: r,
     });
+    this.peerMsgsDropped = new Counter({
+      name: "consensus_peer_msgs_dropped_total",
+      help: "inbound peer messages dropped, by reason (rate_limited, misdirected, origin_mismatch, not_member, from_self, unexpected_type, undecodable, bad_snapshot, not_validator)",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    this.mailbookChanges = new Counter({
+      name: "consensus_mailbook_rebinds_total",
+      help: "attempts to move a known peer id to another network origin, by result (rebound, refused)",
+      labelNames: ["result"],
+      registers: r,
+    });
+    this.grpcRefused = new Counter({
+      name: "consensus_grpc_refused_total",
+      help: "gRPC calls refused with RESOURCE_EXHAUSTED before their request was read, by reason (too_large, busy, byte_budget)",
+      labelNames: ["reason"],
+      registers: r,
+    });
+    const queues = this.queues;
+    new Gauge({
+      name: "consensus_queue_depth",
+      help: "current size of each bounded queue or cache of the service",
+      labelNames: ["queue"],
+      registers: r,
+      collect() {
+        for (const [queue, q] of queues) this.set({ queue }, q.depth());
+      },
+    });
+    new Gauge({
+      name: "consensus_queue_capacity",
+      help: "bound of each queue or cache in consensus_queue_depth",
+      labelNames: ["queue"],
+      registers: r,
+      collect() {
+        for (const [queue, q] of queues) this.set({ queue }, q.capacity);
+      },
+    });
+  }
+
+  /** Registers a bounded queue or cache; its depth is read at scrape time. */
+  queue(name: string, depth: () => number, capacity: number): void {
+    this.queues.set(name, { depth, capacity });
   }
 
   private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
@@ -97,10 +150,14 @@ export class ConsensusMetrics {
     const name = `${clientName}_to_${method}`;
     let h = this.callLatency.get(name);
     if (h === undefined) {
-      if (!METRIC_NAME.test(name)) {
-        if (!this.skippedNames.has(name)) {
+      const tooMany = this.callLatency.size >= MAX_CALL_HISTOGRAMS;
+      if (tooMany || !METRIC_NAME.test(name)) {
+        // Remember a bounded number of skipped names, just to warn once for each.
+        if (!this.skippedNames.has(name) && this.skippedNames.size < MAX_CALL_HISTOGRAMS) {
           this.skippedNames.add(name);
-          this.warn("client-name is not usable in a metric name; call not measured", { client_name: clientName });
+          this.warn(tooMany ? "too many client names; call not measured" : "client-name is not usable in a metric name; call not measured", {
+            client_name: clientName,
+          });
         }
         return;
       }

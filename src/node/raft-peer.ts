@@ -7,6 +7,7 @@ import type { Proposal } from "../../gen/common_pb.ts";
 import type { Message as PbMessage } from "../../gen/eraftpb_pb.ts";
 import type { Config } from "../config/types.ts";
 import { peerIdHex } from "../peer/peer-id.ts";
+import { LogLimiter } from "../peer/rate.ts";
 import type { SendOutcome } from "../peer/transport.ts";
 import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
 import { RaftError } from "../raft/errors.ts";
@@ -41,8 +42,31 @@ export interface PeerOutlet {
   send(msg: PbMessage): SendOutcome;
 }
 
+/** Why an inbound raft message was not stepped (a label of consensus_peer_msgs_dropped_total). */
+export type InboundDropReason = "undecodable" | "bad_snapshot" | "from_self" | "not_member" | "unexpected_type";
+
+/**
+ * The message types peers send each other. Local types never cross the wire, and our peers never
+ * forward proposals, transfer requests or read-index traffic (only a leader proposes and transfers,
+ * read-index is unused; the Rust service is the same): from outside, those could only inject
+ * entries or depose a leader.
+ */
+const WIRE_TYPES: ReadonlySet<MessageType> = new Set([
+  MessageType.MsgAppend,
+  MessageType.MsgAppendResponse,
+  MessageType.MsgRequestVote,
+  MessageType.MsgRequestVoteResponse,
+  MessageType.MsgRequestPreVote,
+  MessageType.MsgRequestPreVoteResponse,
+  MessageType.MsgSnapshot,
+  MessageType.MsgHeartbeat,
+  MessageType.MsgHeartbeatResponse,
+  MessageType.MsgTimeoutNow,
+]);
+
 /** Events for metrics and tests. */
 export interface PeerEvents {
+  inboundDropped?(reason: InboundDropReason): void;
   roleChanged?(role: StateRole, leader: NodeId, term: number): void;
   blockCommitted?(height: bigint, waitedMs: number): void;
   proposed?(height: bigint): void;
@@ -112,6 +136,9 @@ export class RaftPeer {
   private selfRemovalTransfer = false;
   private readonly now: () => number;
   private appliedSinceCompaction = 0;
+  private validatorsOf: ChainConfig | undefined;
+  private validatorSet = new Set<NodeId>();
+  private readonly inboundWarn: LogLimiter;
 
   constructor(
     private readonly deps: RaftPeerDeps,
@@ -120,6 +147,7 @@ export class RaftPeer {
     const { storage, cfg, selfId } = deps;
     this.log = deps.log;
     this.now = deps.now ?? (() => performance.now());
+    this.inboundWarn = new LogLimiter(this.log, this.now);
     const stored = tryDecodeChainConfig(storage.stateMachine());
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
@@ -199,16 +227,19 @@ export class RaftPeer {
   /** An inbound raft message from the transport. Never throws. */
   receive(pb: PbMessage): void {
     if (this.stopped) return;
+    if (!WIRE_TYPES.has(pb.msgType)) return this.dropInbound("unexpected_type", pb);
+    if (pb.from === this.deps.selfId) return this.dropInbound("from_self", pb);
+    if (!this.isMember(pb.from)) return this.dropInbound("not_member", pb);
     let m: Message;
     try {
       m = messageFromPb(pb);
     } catch (e) {
-      this.log.warn("dropped undecodable raft message", { from: pb.from, error: e instanceof CodecError ? e.message : String(e) });
+      this.dropInbound("undecodable", pb, e instanceof CodecError ? e.message : String(e));
       return;
     }
     // A snapshot's data is our state machine: refuse one we could not apply before Raft takes it.
     if (m.msgType === MessageType.MsgSnapshot && m.snapshot && tryDecodeChainConfig(m.snapshot.data) === undefined) {
-      this.log.warn("dropped snapshot whose data is not a ConsensusConfiguration", { from: m.from });
+      this.dropInbound("bad_snapshot", pb);
       return;
     }
     try {
@@ -218,6 +249,26 @@ export class RaftPeer {
       else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: e instanceof Error ? e.message : String(e) });
     }
     this.schedule();
+  }
+
+  /**
+   * Whether `id` may talk Raft to us: a member of the configuration (both halves of a joint one,
+   * learners included) or of the controller's validator list, which runs ahead of the configuration
+   * on a node that is catching up (its new leader may not be in its configuration yet).
+   */
+  isMember(id: NodeId): boolean {
+    const conf = this.node.raft.prs.conf;
+    if (conf.voters.has(id) || conf.learners.has(id) || conf.learnersNext.has(id)) return true;
+    if (this.config !== this.validatorsOf) {
+      this.validatorsOf = this.config;
+      this.validatorSet = new Set(validatorIds(this.config));
+    }
+    return this.validatorSet.has(id);
+  }
+
+  private dropInbound(reason: InboundDropReason, pb: PbMessage, error?: string): void {
+    this.deps.events?.inboundDropped?.(reason);
+    this.inboundWarn.warn("dropped raft message", { reason, from: peerIdHex(pb.from), type: MessageType[pb.msgType] ?? pb.msgType, term: pb.term, ...(error ? { error } : {}) });
   }
 
   /** A newer configuration from the controller (Reconfigure or ping) while running. */

@@ -6,6 +6,7 @@ import { HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts"
 import type { Config } from "../config/types.ts";
 import { ConsensusMetrics } from "../metrics/metrics.ts";
 import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
+import { ValidatorDirectory } from "../peer/directory.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
 import { PeerTransport } from "../peer/transport.ts";
 import { STATE_ROLE_NAMES, StateRole } from "../raft/raft.ts";
@@ -36,9 +37,19 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
 
   const storage = SqliteStorage.open(cfg.raftDataPath, { log: log.withTag("storage") });
   const netLog = log.withTag("network");
-  const network = createNetworkClient({ port: cfg.networkPort });
-  const controller = createControllerClient({ port: cfg.controllerPort });
-  const transport = new PeerTransport({ selfId, network, log: netLog });
+  const network = createNetworkClient({ port: cfg.networkPort, readMaxBytes: cfg.maxMessageBytes });
+  const controller = createControllerClient({ port: cfg.controllerPort, readMaxBytes: cfg.maxMessageBytes });
+  let metrics: ConsensusMetrics | undefined;
+  const transport = new PeerTransport({
+    selfId,
+    network,
+    log: netLog,
+    peerMsgsPerSecond: cfg.peerMsgsPerSecond,
+    events: {
+      dropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
+      mailbook: (result) => metrics?.mailbookChanges.inc({ result }),
+    },
+  });
 
   let rejectDone!: (e: Error) => void;
   let resolveDone!: () => void;
@@ -51,7 +62,6 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   let serving = false;
 
   const raftLog = log.withTag("raft");
-  let metrics: ConsensusMetrics | undefined;
   const supervisor = new Supervisor({
     cfg,
     log,
@@ -68,6 +78,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
           controller,
           fatal: (e) => fatal(e),
           events: {
+            inboundDropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
             roleChanged(role, leader) {
               if (role === StateRole.Candidate || role === StateRole.PreCandidate) metrics?.elections.inc();
               if (role === StateRole.Leader || role === StateRole.Follower) metrics?.leaderChanges.inc();
@@ -89,8 +100,12 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   transport.onRaft((msg) => {
     const peer = supervisor.peer;
     if (peer) peer.receive(msg);
-    else raftDropped++;
+    else {
+      raftDropped++;
+      metrics?.peerMsgsDropped.inc({ reason: "not_validator" });
+    }
   });
+  transport.setDirectory(new ValidatorDirectory(() => supervisor.peer));
 
   if (cfg.enableMetrics) {
     metrics = new ConsensusMetrics(
@@ -117,6 +132,9 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
 
   const server = createGrpcServer({
     port: cfg.grpcListenPort,
+    host: cfg.grpcListenAddr,
+    maxMessageBytes: cfg.maxMessageBytes,
+    onRefused: (reason) => metrics?.grpcRefused.inc({ reason }),
     log: log.withTag("grpc"),
     interceptors: metrics ? [metrics.interceptor()] : [],
     handlers: {
@@ -127,10 +145,18 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     },
   });
 
+  if (metrics) {
+    metrics.queue("peer_outbound", () => transport.queued, transport.maxQueued);
+    metrics.queue("mailbook", () => transport.mailbook.size, transport.mailbook.capacity);
+    metrics.queue("grpc_calls", () => server.load.calls, server.limits.calls);
+    metrics.queue("grpc_request_bytes", () => server.load.bytes, server.limits.bytes);
+    metrics.queue("grpc_connections", () => server.load.connections, server.limits.connections);
+  }
+
   let metricsServer: MetricsServer | undefined;
   try {
     await server.start();
-    if (metrics) metricsServer = await startMetricsServer(metrics, cfg.metricsPort, "::", log);
+    if (metrics) metricsServer = await startMetricsServer(metrics, cfg.metricsPort, cfg.metricsListenAddr, log);
     else log.info("metrics off");
   } catch (e) {
     await server.stop(0);

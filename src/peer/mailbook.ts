@@ -1,47 +1,114 @@
 // Peer id -> network origin cache. Origins are opaque handles chosen by the network service; we only
 // learn them from what peers send us (raft `from`, probe and probe-resp payloads) and never persist them.
+//
+// Nothing on the wire is authenticated, so a binding is sticky: a known id moves to another origin
+// only when that is proven or harmless —
+//  - "address": the new origin is the one network_zenoh gives that validator (the first 8 bytes of
+//    its address, which the network writes itself); a binding to that origin is never displaced;
+//  - "quiet": nothing has come from the bound origin for `quietMs` (the peer moved, e.g. a new
+//    connection on a legacy network).
+// Anything else is refused while the bound origin keeps talking, so a probe that claims a live
+// peer's id cannot redirect our traffic.
 
-export interface MailbookChange {
-  readonly id: bigint;
-  readonly origin: bigint;
-  /** The origin replaced, or undefined for a new peer. */
-  readonly previous: bigint | undefined;
+export interface PeerDirectory {
+  /** The origin network_zenoh derives for `id` when it is a known validator, else undefined. */
+  addressOrigin(id: bigint): bigint | undefined;
+  /** Members (configuration or validator list) are never evicted to make room. */
+  isMember(id: bigint): boolean;
+}
+
+export const NO_DIRECTORY: PeerDirectory = { addressOrigin: () => undefined, isMember: () => false };
+
+export type LearnResult =
+  | { readonly kind: "new" | "same" }
+  | { readonly kind: "rebound"; readonly previous: bigint; readonly reason: "address" | "quiet" }
+  | { readonly kind: "refused"; readonly current: bigint; readonly reason: "address" | "alive" };
+
+export interface MailbookOptions {
+  /** Bound on entries; ids come from the wire, a real chain has a handful of validators. */
+  readonly capacity?: number;
+  /** How long a bound origin must be silent before another origin may take its id. */
+  readonly quietMs?: number;
+}
+
+interface Binding {
+  origin: bigint;
+  heardAt: number;
 }
 
 export class Mailbook {
-  readonly #origins = new Map<bigint, bigint>();
+  readonly #bindings = new Map<bigint, Binding>();
+  readonly capacity: number;
+  readonly quietMs: number;
+  directory: PeerDirectory = NO_DIRECTORY;
 
-  // Bounded because ids come from the wire; a real chain has a handful of validators.
-  constructor(private readonly capacity = 4096) {}
+  constructor(opts: MailbookOptions = {}) {
+    this.capacity = opts.capacity ?? 4096;
+    this.quietMs = opts.quietMs ?? 10_000;
+  }
 
-  /** Records `id` at `origin`; returns the change, or undefined when nothing changed. */
-  learn(id: bigint, origin: bigint): MailbookChange | undefined {
-    const previous = this.#origins.get(id);
-    if (previous === origin) return undefined;
-    if (previous === undefined && this.#origins.size >= this.capacity) {
-      const oldest = this.#origins.keys().next().value!;
-      this.#origins.delete(oldest);
+  /** Traffic from `origin` claims to be `id` at time `now` (ms). */
+  learn(id: bigint, origin: bigint, now: number): LearnResult {
+    const b = this.#bindings.get(id);
+    if (b === undefined) {
+      this.#makeRoom();
+      this.#bindings.set(id, { origin, heardAt: now });
+      return { kind: "new" };
     }
-    this.#origins.set(id, origin);
-    return { id, origin, previous };
+    if (b.origin === origin) {
+      b.heardAt = now;
+      this.#touch(id, b);
+      return { kind: "same" };
+    }
+    const proven = this.directory.addressOrigin(id);
+    let reason: "address" | "quiet";
+    if (proven === origin) reason = "address";
+    else if (proven === b.origin) return { kind: "refused", current: b.origin, reason: "address" };
+    else if (now - b.heardAt >= this.quietMs) reason = "quiet";
+    else return { kind: "refused", current: b.origin, reason: "alive" };
+    const previous = b.origin;
+    b.origin = origin;
+    b.heardAt = now;
+    this.#touch(id, b);
+    return { kind: "rebound", previous, reason };
   }
 
   /** Drops `id` only if it is still mapped to `origin` (that origin said it is someone else). */
   forget(id: bigint, origin: bigint): boolean {
-    if (this.#origins.get(id) !== origin) return false;
-    this.#origins.delete(id);
+    if (this.#bindings.get(id)?.origin !== origin) return false;
+    this.#bindings.delete(id);
     return true;
   }
 
   origin(id: bigint): bigint | undefined {
-    return this.#origins.get(id);
+    return this.#bindings.get(id)?.origin;
   }
 
   get size(): number {
-    return this.#origins.size;
+    return this.#bindings.size;
   }
 
-  entries(): IterableIterator<[bigint, bigint]> {
-    return this.#origins.entries();
+  /** Bindings, least recently heard first. */
+  *entries(): IterableIterator<[bigint, bigint]> {
+    for (const [id, b] of this.#bindings) yield [id, b.origin];
+  }
+
+  // Map order is the order of last contact.
+  #touch(id: bigint, b: Binding): void {
+    this.#bindings.delete(id);
+    this.#bindings.set(id, b);
+  }
+
+  /** Evicts the least recently heard non-member (or, if all are members, the least recently heard). */
+  #makeRoom(): void {
+    if (this.#bindings.size < this.capacity) return;
+    let victim: bigint | undefined;
+    for (const id of this.#bindings.keys()) {
+      if (!this.directory.isMember(id)) {
+        victim = id;
+        break;
+      }
+    }
+    this.#bindings.delete(victim ?? this.#bindings.keys().next().value!);
   }
 }

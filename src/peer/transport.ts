@@ -2,6 +2,12 @@
 // keeps the mailbook (peer id -> origin) filled. Sending never blocks the caller: calls go through a
 // bounded queue with bounded concurrency, and their results are only counted and logged (Raft
 // retransmits whatever is lost).
+//
+// Inbound traffic is admitted per origin by token buckets: an origin bound in the mailbook to a
+// member gets `peerMsgsPerSecond`, any other origin a twentieth of it, and all of those together a
+// quarter. The excess is dropped and counted (answering RESOURCE_EXHAUSTED instead would make the
+// network service retry each message up to ten times). Answers we owe to inbound traffic (probe-resp,
+// refresh) are rate-limited per origin, so inbound traffic cannot fill the outbound queue.
 import type { ConsolaInstance } from "consola";
 import type { Message as RaftMessage } from "../../gen/eraftpb_pb.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
@@ -12,8 +18,9 @@ import {
   raftEnvelope,
   refreshEnvelope,
 } from "./envelope.ts";
-import { Mailbook } from "./mailbook.ts";
+import { type LearnResult, Mailbook, type PeerDirectory } from "./mailbook.ts";
 import { peerIdHex } from "./peer-id.ts";
+import { KeyedBuckets, LogLimiter, TokenBucket } from "./rate.ts";
 
 /** The two network service calls the transport needs; a Connect NetworkService client fits. */
 export interface NetworkOutlet {
@@ -29,6 +36,19 @@ export type SendOutcome = "queued" | "no-route" | "overloaded" | "closed";
 
 export type RaftHandler = (msg: RaftMessage, origin: bigint) => void;
 
+/** Why the transport dropped an inbound message (a label of consensus_peer_msgs_dropped_total). */
+export type TransportDropReason = "rate_limited" | "misdirected" | "origin_mismatch";
+
+export interface TransportEvents {
+  dropped?(reason: TransportDropReason): void;
+  mailbook?(result: "rebound" | "refused"): void;
+}
+
+/** Defaults of the inbound limits; see the file comment. */
+export const INBOUND_DEFAULTS = { peerMsgsPerSecond: 2000, origins: 1024 } as const;
+/** Probe-resp and refresh answers per second to one origin (one answer is all a peer needs). */
+const ANSWERS_PER_SECOND = 4;
+
 export interface PeerTransportOptions {
   readonly selfId: bigint;
   readonly network: NetworkOutlet;
@@ -39,6 +59,11 @@ export interface PeerTransportOptions {
   readonly maxQueued?: number;
   /** At most one probe broadcast per this interval for mailbook misses and refreshes. */
   readonly probeIntervalMs?: number;
+  /** Inbound messages per second admitted from one origin bound to a member. */
+  readonly peerMsgsPerSecond?: number;
+  /** Silence of a bound origin after which another origin may take its id (see mailbook.ts). */
+  readonly rebindQuietMs?: number;
+  readonly events?: TransportEvents;
   /** Monotonic clock in ms (tests inject one). */
   readonly now?: () => number;
 }
@@ -49,8 +74,12 @@ export interface PeerTransportStats {
   raftOverloaded: number;
   raftReceived: number;
   raftMisdirected: number;
+  rateLimited: number;
   probesSent: number;
   probesSuppressed: number;
+  answersSuppressed: number;
+  rebound: number;
+  rebindRefused: number;
   networkFailures: number;
 }
 
@@ -61,24 +90,34 @@ interface Outgoing {
 
 export class PeerTransport {
   readonly selfId: bigint;
-  readonly mailbook = new Mailbook();
+  readonly mailbook: Mailbook;
   readonly stats: PeerTransportStats = {
     raftQueued: 0,
     raftNoRoute: 0,
     raftOverloaded: 0,
     raftReceived: 0,
     raftMisdirected: 0,
+    rateLimited: 0,
     probesSent: 0,
     probesSuppressed: 0,
+    answersSuppressed: 0,
+    rebound: 0,
+    rebindRefused: 0,
     networkFailures: 0,
   };
+  readonly maxQueued: number;
 
   readonly #network: NetworkOutlet;
   readonly #log: ConsolaInstance;
   readonly #maxInFlight: number;
-  readonly #maxQueued: number;
   readonly #probeIntervalMs: number;
   readonly #now: () => number;
+  readonly #events: TransportEvents;
+  readonly #warn: LogLimiter;
+  readonly #trusted: KeyedBuckets<bigint>;
+  readonly #untrusted: KeyedBuckets<bigint>;
+  readonly #untrustedTotal: TokenBucket;
+  readonly #answers: KeyedBuckets<bigint>;
   #queue: Outgoing[] = [];
   #head = 0;
   #inFlight = 0;
@@ -93,9 +132,30 @@ export class PeerTransport {
     this.#network = opts.network;
     this.#log = opts.log;
     this.#maxInFlight = opts.maxInFlight ?? 32;
-    this.#maxQueued = opts.maxQueued ?? 4096;
+    this.maxQueued = opts.maxQueued ?? 4096;
     this.#probeIntervalMs = opts.probeIntervalMs ?? 500;
     this.#now = opts.now ?? (() => performance.now());
+    this.#events = opts.events ?? {};
+    this.#warn = new LogLimiter(this.#log, this.#now);
+    this.mailbook = new Mailbook({ quietMs: opts.rebindQuietMs });
+    const rate = opts.peerMsgsPerSecond ?? INBOUND_DEFAULTS.peerMsgsPerSecond;
+    const origins = INBOUND_DEFAULTS.origins;
+    this.#trusted = new KeyedBuckets(rate, rate, origins);
+    const perStranger = Math.max(1, Math.floor(rate / 20));
+    this.#untrusted = new KeyedBuckets(perStranger, perStranger, origins);
+    const strangers = Math.max(1, Math.floor(rate / 4));
+    this.#untrustedTotal = new TokenBucket(strangers, strangers, this.#now());
+    this.#answers = new KeyedBuckets(ANSWERS_PER_SECOND, ANSWERS_PER_SECOND, origins);
+  }
+
+  /** Who counts as a member and which origins validators have (set once the node can tell). */
+  setDirectory(directory: PeerDirectory): void {
+    this.mailbook.directory = directory;
+  }
+
+  /** Network calls queued, not yet started. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
   }
 
   /** Queues a raft message for `msg.to`. Never blocks, never throws for network trouble. */
@@ -131,17 +191,27 @@ export class PeerTransport {
   /** Handles a validated inbound envelope (see parseEnvelope). */
   handleInbound(env: InboundEnvelope): void {
     if (this.#closed) return;
+    const now = this.#now();
+    if (!this.#admit(env, now)) {
+      this.stats.rateLimited++;
+      this.#events.dropped?.("rate_limited");
+      return;
+    }
     switch (env.type) {
       case "raft": {
-        this.#learn(env.msg.from, env.origin);
         if (env.msg.to !== this.selfId) {
-          // The network delivered someone else's message here: the sender's mailbook is stale.
+          // The network delivered someone else's message here: the sender's mailbook is stale. The
+          // message is not learned from either: it proves nothing about who sits where.
           this.stats.raftMisdirected++;
-          this.#log.debug("misdirected raft msg, refreshing sender", {
-            to: peerIdHex(env.msg.to),
-            origin: env.origin,
-          });
-          this.#enqueue("sendMsg", refreshEnvelope(env.origin, env.msg.to));
+          this.#events.dropped?.("misdirected");
+          this.#log.debug("misdirected raft msg, refreshing sender", { to: peerIdHex(env.msg.to), origin: env.origin });
+          this.#answer(env.origin, now, () => refreshEnvelope(env.origin, env.msg.to));
+          return;
+        }
+        const learned = this.#learn(env.msg.from, env.origin, now);
+        if (learned?.kind === "refused" && learned.reason === "address") {
+          // The sender's id belongs to a validator that the network places elsewhere: forged.
+          this.#events.dropped?.("origin_mismatch");
           return;
         }
         this.stats.raftReceived++;
@@ -150,16 +220,16 @@ export class PeerTransport {
       }
       case "probe":
         if (env.id === this.selfId) return; // our own broadcast echoed back by the network
-        this.#learn(env.id, env.origin);
-        this.#enqueue("sendMsg", probeRespEnvelope(env.origin, this.selfId));
+        this.#learn(env.id, env.origin, now);
+        this.#answer(env.origin, now, () => probeRespEnvelope(env.origin, this.selfId));
         return;
       case "probe-resp":
-        this.#learn(env.id, env.origin);
+        this.#learn(env.id, env.origin, now);
         return;
       case "refresh":
         // The node at `origin` is not `id`: stop sending there, and ask everyone again.
         if (this.mailbook.forget(env.id, env.origin)) {
-          this.#log.debug("mailbook entry dropped", { peer: peerIdHex(env.id), origin: env.origin });
+          this.#log.info("mailbook entry dropped", { peer: peerIdHex(env.id), origin: env.origin });
         }
         this.#maybeProbe();
         return;
@@ -180,12 +250,40 @@ export class PeerTransport {
     this.#settleIdle();
   }
 
-  #learn(id: bigint, origin: bigint): void {
-    if (id === 0n || id === this.selfId) return;
-    const change = this.mailbook.learn(id, origin);
-    if (change) {
-      this.#log.debug("mailbook updated", { peer: peerIdHex(id), origin, previous: change.previous });
+  /** Origins bound to a member get the members' budget; everyone else shares a small one. */
+  #admit(env: InboundEnvelope, now: number): boolean {
+    const claimed = env.type === "raft" ? env.msg.from : env.type === "refresh" ? undefined : env.id;
+    const trusted =
+      claimed !== undefined && this.mailbook.origin(claimed) === env.origin && this.mailbook.directory.isMember(claimed);
+    if (trusted) return this.#trusted.take(env.origin, now);
+    return this.#untrusted.take(env.origin, now) && this.#untrustedTotal.take(now);
+  }
+
+  /** Queues an answer we owe `origin`, at most a few per second per origin. */
+  #answer(origin: bigint, now: number, make: () => NetworkMsg): void {
+    if (this.#answers.take(origin, now)) this.#enqueue("sendMsg", make());
+    else this.stats.answersSuppressed++;
+  }
+
+  #learn(id: bigint, origin: bigint, now: number): LearnResult | undefined {
+    if (id === 0n || id === this.selfId) return undefined;
+    const r = this.mailbook.learn(id, origin, now);
+    switch (r.kind) {
+      case "new":
+        this.#log.debug("mailbook updated", { peer: peerIdHex(id), origin });
+        break;
+      case "rebound":
+        this.stats.rebound++;
+        this.#events.mailbook?.("rebound");
+        this.#log.info("mailbook re-bound", { peer: peerIdHex(id), origin, previous: r.previous, reason: r.reason });
+        break;
+      case "refused":
+        this.stats.rebindRefused++;
+        this.#events.mailbook?.("refused");
+        this.#warn.warn("mailbook re-binding refused", { peer: peerIdHex(id), origin, bound: r.current, reason: r.reason });
+        break;
     }
+    return r;
   }
 
   #maybeProbe(): void {
@@ -201,7 +299,7 @@ export class PeerTransport {
   }
 
   #enqueue(call: Outgoing["call"], msg: NetworkMsg): boolean {
-    if (this.#queue.length - this.#head >= this.#maxQueued) return false;
+    if (this.#queue.length - this.#head >= this.maxQueued) return false;
     this.#queue.push({ call, msg });
     this.#pump();
     return true;

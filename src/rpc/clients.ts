@@ -17,7 +17,11 @@ export interface GrpcClientOptions {
   readonly timeoutMs?: number;
   readonly pingIntervalMs?: number;
   readonly pingTimeoutMs?: number;
-  /** Largest reply accepted (a proposal can carry a large block). */
+  /**
+   * Largest message accepted or sent (`max_message_bytes`; a proposal can carry a large block). A
+   * larger reply fails with RESOURCE_EXHAUSTED as soon as its frame header arrives, before its body
+   * is buffered.
+   */
   readonly readMaxBytes?: number;
 }
 
@@ -26,7 +30,7 @@ export const CLIENT_DEFAULTS = {
   timeoutMs: 10_000,
   pingIntervalMs: 10_000,
   pingTimeoutMs: 5_000,
-  readMaxBytes: 64 << 20,
+  readMaxBytes: 16 << 20,
 } as const;
 
 /** A Connect client plus the means to drop its connection. */

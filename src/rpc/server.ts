@@ -2,16 +2,23 @@
 // messages from the network service) and grpc.health.v1.Health, on one h2c port. Handlers answer at
 // once and hand work to callbacks; bad input gets INVALID_ARGUMENT, never an untyped error (the
 // network service retries UNKNOWN and INTERNAL, so a bad message would come back several times).
+//
+// The port is unauthenticated, so every resource a caller can make us hold is bounded: connections,
+// streams per connection, calls in flight, the bytes their requests hold, and the size of one
+// message, which is checked from the 5-byte gRPC frame header before the body is read. Refusals are
+// RESOURCE_EXHAUSTED at once, without reading the request.
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { ConsolaInstance } from "consola";
 import type { ConsensusConfiguration } from "../../gen/common_pb.ts";
 import { ConsensusService } from "../../gen/consensus_pb.ts";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts";
 import { NetworkMsgHandlerService } from "../../gen/network_pb.ts";
 import { EnvelopeError, type InboundEnvelope, parseEnvelope } from "../peer/envelope.ts";
+import { LogLimiter } from "../peer/rate.ts";
 
 export interface GrpcServerHandlers {
   /** Receives the controller's configuration; must return at once (the controller waits on it). */
@@ -22,16 +29,32 @@ export interface GrpcServerHandlers {
   health?(): HealthCheckResponse_ServingStatus;
 }
 
+/** Why a call was refused before its request was read (a label of consensus_grpc_refused_total). */
+export type RefusalReason = "too_large" | "busy" | "byte_budget" | "connections";
+
 export interface GrpcServerOptions {
   readonly port: number;
   /** `::` listens on IPv6 and IPv4 alike. */
   readonly host?: string;
-  /** Largest request accepted; a synced block in CheckBlock or a raft append can be large. */
+  /** Largest message accepted or sent (`max_message_bytes`); a synced block or a raft append can be large. */
   readonly maxMessageBytes?: number;
+  /** Calls in flight over all connections. */
+  readonly maxCalls?: number;
+  /** Request bytes held by calls in flight over all connections (default: max(64 MiB, 2 messages)). */
+  readonly maxInflightBytes?: number;
+  readonly maxConnections?: number;
   readonly log: ConsolaInstance;
   readonly handlers: GrpcServerHandlers;
   /** Server-side interceptors (e.g. per-caller latency metrics). */
   readonly interceptors?: Interceptor[];
+  readonly onRefused?: (reason: RefusalReason) => void;
+}
+
+/** What the server holds right now (for metrics). */
+export interface GrpcServerLoad {
+  readonly calls: number;
+  readonly bytes: number;
+  readonly connections: number;
 }
 
 export interface GrpcServer {
@@ -39,19 +62,35 @@ export interface GrpcServer {
   start(): Promise<void>;
   /** The bound port (meaningful after start; differs from the option when that was 0). */
   readonly port: number;
+  readonly load: GrpcServerLoad;
+  readonly limits: { readonly calls: number; readonly bytes: number; readonly connections: number };
   /** Stops accepting, lets calls in flight finish for up to `graceMs`, then cuts the rest. */
   stop(graceMs?: number): Promise<void>;
 }
 
-export const SERVER_DEFAULTS = { host: "::", maxMessageBytes: 64 << 20 } as const;
+export const SERVER_DEFAULTS = {
+  host: "::",
+  maxMessageBytes: 16 << 20,
+  maxCalls: 1024,
+  maxConnections: 256,
+  // Real callers (tonic, grpc-go, grpc-js) queue streams beyond this; it stops a stream explosion.
+  maxStreamsPerConnection: 1024,
+} as const;
 
 const OK = { code: 0 };
+const FRAME_HEADER = 5;
 
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   const { log, handlers } = opts;
   const host = opts.host ?? SERVER_DEFAULTS.host;
   const maxBytes = opts.maxMessageBytes ?? SERVER_DEFAULTS.maxMessageBytes;
+  const maxCalls = opts.maxCalls ?? SERVER_DEFAULTS.maxCalls;
+  const maxInflight = opts.maxInflightBytes ?? Math.max(64 << 20, 2 * (maxBytes + FRAME_HEADER));
+  const maxConnections = opts.maxConnections ?? SERVER_DEFAULTS.maxConnections;
   const address = `${host.includes(":") ? `[${host}]` : host}:${opts.port}`;
+  const warn = new LogLimiter(log, () => performance.now());
+  const load = { calls: 0, bytes: 0, connections: 0 };
+  const refused = (reason: RefusalReason) => opts.onRefused?.(reason);
 
   const routes = (router: ConnectRouter) => {
     router.service(ConsensusService, {
@@ -74,7 +113,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
           env = parseEnvelope(nm);
         } catch (e) {
           if (!(e instanceof EnvelopeError)) throw e;
-          log.warn("rejected network msg", { reason: e.message, type: nm.type, origin: nm.origin });
+          warn.warn("rejected network msg", { reason: e.message, type: nm.type, origin: nm.origin });
           throw new ConnectError(e.message, Code.InvalidArgument);
         }
         try {
@@ -91,39 +130,94 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     });
   };
 
-  const handler = connectNodeAdapter({
-    routes,
+  const router = createConnectRouter({
     grpc: true,
     grpcWeb: false,
     connect: false,
     readMaxBytes: maxBytes,
     writeMaxBytes: maxBytes,
+    acceptCompression: [compressionGzip, compressionBrotli],
     interceptors: opts.interceptors,
-    // The router alone answers HTTP 404 without grpc-status; gRPC servers answer UNIMPLEMENTED in
-    // a trailers-only response (one HEADERS frame that ends the stream).
-    fallback: (req, res) => {
-      const headers = {
-        "content-type": "application/grpc",
-        "grpc-status": String(Code.Unimplemented),
-        "grpc-message": encodeURIComponent(`unknown method ${req.url ?? ""}`),
-      };
-      if ("stream" in res) {
-        res.stream.respond({ ":status": 200, ...headers }, { endStream: true });
-      } else {
-        res.writeHead(200, headers).end();
-      }
-    },
   });
+  routes(router);
+  const byPath = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+
+  /** Counts and caps the request bytes of one call as Connect reads them. */
+  async function* limitedBody(body: AsyncIterable<Uint8Array>, held: { bytes: number }): AsyncGenerator<Uint8Array> {
+    const header = new Uint8Array(FRAME_HEADER);
+    let seen = 0;
+    for await (const chunk of body) {
+      if (seen < FRAME_HEADER) {
+        const n = Math.min(FRAME_HEADER - seen, chunk.length);
+        header.set(chunk.subarray(0, n), seen);
+        if (seen + n === FRAME_HEADER) {
+          const declared = new DataView(header.buffer).getUint32(1);
+          if (declared > maxBytes) throw tooLarge(declared);
+        }
+      }
+      seen += chunk.length;
+      // A unary request holds one message; anything beyond its frame is refused the same way.
+      if (seen > maxBytes + FRAME_HEADER) throw tooLarge(seen - FRAME_HEADER);
+      if (load.bytes + chunk.length > maxInflight) {
+        refused("byte_budget");
+        throw new ConnectError("server is busy: requests in flight hold too many bytes, retry later", Code.ResourceExhausted);
+      }
+      load.bytes += chunk.length;
+      held.bytes += chunk.length;
+      yield chunk;
+    }
+  }
+
+  function tooLarge(size: number): ConnectError {
+    refused("too_large");
+    return new ConnectError(`message of ${size} bytes is larger than max_message_bytes (${maxBytes})`, Code.ResourceExhausted);
+  }
+
+  function handler(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
+    const uHandler = byPath.get(req.url?.split("?", 1)[0] ?? "");
+    if (uHandler === undefined) {
+      // gRPC servers answer an unknown method with UNIMPLEMENTED (Connect's router alone gives 404).
+      trailersOnly(res, Code.Unimplemented, `unknown method ${req.url ?? ""}`);
+      return;
+    }
+    if (load.calls >= maxCalls) {
+      refused("busy");
+      trailersOnly(res, Code.ResourceExhausted, "server is busy: too many calls in flight, retry later");
+      return;
+    }
+    load.calls++;
+    const held = { bytes: 0 };
+    res.once("close", () => {
+      load.calls--;
+      load.bytes -= held.bytes;
+    });
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    const limited: UniversalServerRequest = { ...uReq, body: limitedBody(uReq.body as AsyncIterable<Uint8Array>, held) };
+    uHandler(limited)
+      .then((uRes) => universalResponseToNodeResponse(withTypedParseErrors(uRes), res))
+      .catch((e) => log.debug("grpc call ended with a transport error", { method: uHandler.method.name, error: String(e) }));
+  }
 
   // A larger per-stream window speeds up big uploads. Never setLocalWindowSize: it stalls uploads on Bun.
-  const server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } }, handler);
+  const server = http2.createServer(
+    { settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: SERVER_DEFAULTS.maxStreamsPerConnection } },
+    handler,
+  );
   const sessions = new Set<http2.ServerHttp2Session>();
   let onSessionsGone: (() => void) | undefined;
   server.on("session", (s) => {
+    if (sessions.size >= maxConnections) {
+      refused("connections");
+      warn.warn("too many grpc connections; closing a new one", { limit: maxConnections });
+      s.destroy();
+      return;
+    }
     sessions.add(s);
+    load.connections = sessions.size;
     s.on("error", (e) => log.debug("grpc session error", { error: String(e) }));
     s.on("close", () => {
       sessions.delete(s);
+      load.connections = sessions.size;
       if (sessions.size === 0) onSessionsGone?.();
     });
   });
@@ -134,6 +228,8 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     get port() {
       return boundPort;
     },
+    load,
+    limits: { calls: maxCalls, bytes: maxInflight, connections: maxConnections },
 
     start() {
       return new Promise<void>((resolve, reject) => {
@@ -177,6 +273,34 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       log.info("grpc server stopped", { port: boundPort });
     },
   };
+}
+
+/** A gRPC error response in one HEADERS frame that ends the stream; the request is never read. */
+function trailersOnly(res: http2.Http2ServerResponse, code: Code, message: string): void {
+  res.stream.respond(
+    { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(message) },
+    { endStream: true },
+  );
+}
+
+/**
+ * Connect answers a request body that is not the method's protobuf message with INTERNAL, which
+ * callers retry; it is the caller's input that is wrong, so the answer is INVALID_ARGUMENT.
+ */
+function withTypedParseErrors(uRes: UniversalServerResponse): UniversalServerResponse {
+  const { body, trailer } = uRes;
+  if (trailer === undefined || body === undefined || !(Symbol.asyncIterator in Object(body))) return uRes;
+  const fix = () => {
+    const message = decodeURIComponent(trailer.get("grpc-message") ?? "");
+    if (trailer.get("grpc-status") === String(Code.Internal) && message.startsWith("parse binary")) {
+      trailer.set("grpc-status", String(Code.InvalidArgument));
+    }
+  };
+  async function* fixed(): AsyncGenerator<Uint8Array> {
+    yield* body as AsyncIterable<Uint8Array>;
+    fix();
+  }
+  return { ...uRes, body: fixed() };
 }
 
 function describeListenError(e: unknown): string {
