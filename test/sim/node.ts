@@ -10,7 +10,7 @@ import { RaftError } from "../../src/raft/errors.ts";
 import { StateRole } from "../../src/raft/raft.ts";
 import { seededRandom } from "../../src/raft/rand.ts";
 import { RawNode, type Ready, SnapshotStatus } from "../../src/raft/raw-node.ts";
-import { type ConfChangeV2, type ConfState, type Entry, EntryType, type Message, type NodeId } from "../../src/raft/types.ts";
+import { type ConfChangeV2, type ConfState, type Entry, EntryType, type Message, type NodeId, type Snapshot } from "../../src/raft/types.ts";
 import type { Checker } from "./checker.ts";
 import type { Rng } from "./rng.ts";
 import { chainHash, entryDigest } from "./state-machine.ts";
@@ -23,7 +23,9 @@ export type Input =
   | { kind: "msg"; msg: Message }
   | { kind: "propose"; data: Uint8Array[] }
   | { kind: "snapStatus"; to: NodeId; ok: boolean }
-  | { kind: "unreachable"; to: NodeId };
+  | { kind: "unreachable"; to: NodeId }
+  /** Committed entries wait to be applied (asynchronous apply): apply some now. */
+  | { kind: "apply" };
 
 export type NodeStatus = "up" | "down" | "stopped";
 
@@ -42,6 +44,13 @@ export interface Host {
    * for the fsync that covers it. Otherwise each Ready blocks the node until its fsync.
    */
   readonly asyncPersist: boolean;
+  /**
+   * Apply committed entries beside the Raft loop, as the service's committer does (advanceAppend,
+   * then advanceApplyTo once applied), up to this many ms later; 0 applies them within the Ready.
+   */
+  readonly applyLagMs: number;
+  /** Schedules an "apply" input for the node. */
+  scheduleApply(node: SimNode): void;
   /** Deliberate application bug (to prove the checks bite): send persisted messages before the fsync. */
   readonly ackBeforeFsync: boolean;
 }
@@ -59,6 +68,9 @@ export class SimNode {
   private waiting: Ready | undefined = undefined;
   /** Asynchronous persistence: Readies handed off but not yet durable, oldest first. */
   private unflushed: { number: number; mark: number; msgs: Message[]; snapIndex: number }[] = [];
+  /** Asynchronous apply: committed entries handed out but not applied yet. */
+  private toApply: Entry[] = [];
+  private applyScheduled = false;
   private inbox: Input[] = [];
   /** Set when the node applied (or restarted with) a configuration that no longer contains it. */
   removed = false;
@@ -98,6 +110,8 @@ export class SimNode {
     this.raw = undefined;
     this.waiting = undefined;
     this.unflushed = [];
+    this.toApply = [];
+    this.applyScheduled = false;
     this.inbox = [];
     this.storage.crash();
     this.incarnation++;
@@ -200,6 +214,9 @@ export class SimNode {
         case "unreachable":
           raw.reportUnreachable(i.to);
           break;
+        case "apply":
+          this.applyQueued();
+          break;
       }
     } catch (e) {
       // Refused proposals and messages from unknown peers are normal answers, not failures.
@@ -242,7 +259,7 @@ export class SimNode {
   private handOff(rd: Ready): void {
     const raw = this.raw!;
     raw.advanceAppendAsync(rd);
-    if (rd.snapshot) this.host.checker.onSnapshotInstalled(this, rd.snapshot);
+    if (rd.snapshot) this.snapshotInstalled(rd.snapshot);
     const wrote = rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined;
     const msgs = this.host.ackBeforeFsync ? [] : rd.persistedMessages;
     if (wrote || this.unflushed.length > 0) {
@@ -254,20 +271,63 @@ export class SimNode {
       this.host.send(this, msgs);
       raw.onPersistReady(rd.number);
     }
-    this.applyEntries(rd.committedEntries);
-    if (rd.committedEntries.length > 0) raw.advanceApplyTo(rd.committedEntries[rd.committedEntries.length - 1].index);
+    this.committed(rd.committedEntries);
   }
 
   private finishReady(rd: Ready): void {
     const raw = this.raw!;
-    if (rd.snapshot) this.host.checker.onSnapshotInstalled(this, rd.snapshot);
+    if (rd.snapshot) this.snapshotInstalled(rd.snapshot);
     if (!this.host.ackBeforeFsync) this.host.send(this, rd.persistedMessages);
+    if (this.host.applyLagMs > 0) {
+      const light = raw.advanceAppend(rd);
+      if (light.commitIndex !== undefined) this.storage.stageHardState(raw.raft.hardState());
+      this.host.send(this, light.messages);
+      if (rd.snapshot) raw.advanceApplyTo(rd.snapshot.metadata.index);
+      this.committed(rd.committedEntries);
+      this.committed(light.committedEntries);
+      return;
+    }
     this.applyEntries(rd.committedEntries);
     const light = raw.advance(rd);
     if (light.commitIndex !== undefined) this.storage.stageHardState(raw.raft.hardState());
     this.host.send(this, light.messages);
     this.applyEntries(light.committedEntries);
     raw.advanceApply();
+  }
+
+  /** The snapshot replaced the state machine: entries still waiting to be applied are part of it. */
+  private snapshotInstalled(snap: Snapshot): void {
+    this.host.checker.onSnapshotInstalled(this, snap);
+    this.toApply = [];
+  }
+
+  /** Entries handed out as committed (outside the synchronous path of finishReady). */
+  private committed(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    if (this.host.applyLagMs === 0) {
+      this.applyEntries(entries);
+      this.raw!.advanceApplyTo(entries[entries.length - 1].index);
+      return;
+    }
+    for (const e of entries) this.toApply.push(e);
+    if (!this.applyScheduled) {
+      this.applyScheduled = true;
+      this.host.scheduleApply(this);
+    }
+  }
+
+  /** Asynchronous apply: the committer got through some of the queued entries. */
+  private applyQueued(): void {
+    this.applyScheduled = false;
+    const n = Math.min(this.toApply.length, 1 + this.host.rng.int(8));
+    if (n === 0) return;
+    const batch = this.toApply.splice(0, n);
+    this.applyEntries(batch);
+    this.raw!.advanceApplyTo(batch[batch.length - 1].index);
+    if (this.toApply.length > 0) {
+      this.applyScheduled = true;
+      this.host.scheduleApply(this);
+    }
   }
 
   private applyEntries(entries: Entry[]): void {

@@ -19,6 +19,8 @@ export interface Params {
   maxUncommittedSize: number;
   /** Persist through advance_append_async / on_persist_ready instead of blocking on each Ready. */
   asyncPersist: boolean;
+  /** Apply committed entries up to this many ms after they are handed out (0: within the Ready). */
+  applyLagMs: number;
   /** fsync duration range (ms). */
   fsyncMin: number;
   fsyncMax: number;
@@ -54,6 +56,7 @@ export function drawParams(rng: Rng): Params {
     skipBcastCommit: rng.chance(0.2),
     maxUncommittedSize: rng.chance(0.15) && maxSizePerMsg <= 256 ? 512 : NO_LIMIT,
     asyncPersist: rng.chance(0.3),
+    applyLagMs: rng.pick([0, 0, 5, 50]),
     fsyncMin: 1,
     fsyncMax: rng.pick([2, 10, 30]),
     nemesisEveryMs: rng.pick([200, 400, 800]),
@@ -81,6 +84,7 @@ export function describeParams(p: Params): string {
     `skip_bcast_commit=${p.skipBcastCommit}`,
     `max_uncommitted=${lim(p.maxUncommittedSize)}`,
     `async_persist=${p.asyncPersist}`,
+    `apply_lag=${p.applyLagMs}ms`,
     `fsync=${p.fsyncMin}-${p.fsyncMax}ms`,
     `nemesis_every=${p.nemesisEveryMs}ms`,
     `propose_every=${p.proposeEveryMs}ms`,

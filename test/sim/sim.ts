@@ -40,6 +40,7 @@ type SimEvent = Timed &
     | { kind: "tick"; node: SimNode; inc: number }
     | { kind: "deliver"; msg: Message; fromInc: number }
     | { kind: "fsync"; node: SimNode; inc: number; mark: number }
+    | { kind: "apply"; node: SimNode; inc: number }
     | { kind: "report"; node: SimNode; inc: number; input: Input }
     | { kind: "client" }
     | { kind: "nemesis" }
@@ -68,6 +69,7 @@ export class Simulation implements Host, World {
   readonly faults = new NetworkFaults();
   readonly ackBeforeFsync: boolean;
   readonly asyncPersist: boolean;
+  readonly applyLagMs: number;
   readonly nodes = new Map<NodeId, SimNode>();
   private readonly queue = new EventQueue<SimEvent>();
   /** Ids handed out to conf changes whose node is created when the first message reaches it. */
@@ -110,6 +112,7 @@ export class Simulation implements Host, World {
     const root = new Rng(opts.seed);
     this.params = drawParams(root);
     this.asyncPersist = this.params.asyncPersist;
+    this.applyLagMs = this.params.applyLagMs;
     this.rng = root.fork();
     this.netRng = root.fork();
     this.clientRng = root.fork();
@@ -205,6 +208,14 @@ export class Simulation implements Host, World {
         this.trace.fold(3, Number(n.id));
         this.record(`n${n.id} fsync done`);
         n.fsynced(ev.mark);
+        this.afterNode(n);
+        return;
+      }
+      case "apply": {
+        const n = ev.node;
+        if (n.status !== "up" || n.incarnation !== ev.inc) return;
+        this.trace.fold(5, Number(n.id));
+        n.input({ kind: "apply" });
         this.afterNode(n);
         return;
       }
@@ -402,6 +413,10 @@ export class Simulation implements Host, World {
 
   scheduleFsync(n: SimNode, mark: number): void {
     this.push({ kind: "fsync", time: this.now + this.rng.range(this.params.fsyncMin, this.params.fsyncMax), node: n, inc: n.incarnation, mark });
+  }
+
+  scheduleApply(n: SimNode): void {
+    this.push({ kind: "apply", time: this.now + this.rng.range(1, this.applyLagMs), node: n, inc: n.incarnation });
   }
 
   /** The sender learns that a message could not be delivered (as a real transport reports). */
