@@ -54,6 +54,8 @@ export interface Block {
   /** The system config in force after this block. */
   readonly config: SystemConfig;
   readonly source: "genesis" | "commit" | "sync";
+  /** `performance.now()` when the block entered this chain (for latency measurements). */
+  readonly appendedAt: number;
 }
 
 export type ControllerMethod = "GetProposal" | "CheckProposal" | "CommitBlock";
@@ -176,6 +178,8 @@ export class ControllerEmulator {
   private readonly blocks: Block[] = [];
   private pending: ConfigChange[] = [];
   private readonly stats = new Map<number, HeightStats>();
+  /** Height → `performance.now()` of the first GetProposal answer for it. */
+  private readonly proposalTimes = new Map<number, number>();
   private readonly consensus;
 
   private portNumber: number | undefined;
@@ -225,6 +229,7 @@ export class ControllerEmulator {
       proof: EMPTY,
       config: { blockInterval: opts.genesis.blockInterval, validators: [...opts.genesis.validators] },
       source: "genesis",
+      appendedAt: performance.now(),
     });
     opts.group?.add(this);
   }
@@ -273,6 +278,11 @@ export class ControllerEmulator {
       proposer: toHex(b.header.proposer),
       source: b.source,
     }));
+  }
+
+  /** When this controller first handed out a proposal for `height` (`performance.now()`), if it did. */
+  proposalAnsweredAt(height: number): number | undefined {
+    return this.proposalTimes.get(height);
   }
 
   heightStats(height: number): HeightStats {
@@ -416,6 +426,7 @@ export class ControllerEmulator {
     if (this.syncingNow) return create(ProposalResponseSchema, { status: { code: S.NodeInSyncMode } });
     const n = this.height + 1;
     if (this.ownProposal?.height !== n) this.ownProposal = { height: n, data: this.buildProposal(n) };
+    if (!this.proposalTimes.has(n)) this.proposalTimes.set(n, performance.now());
     this.candidate = n;
     return create(ProposalResponseSchema, {
       status: { code: S.Success },
@@ -527,7 +538,7 @@ export class ControllerEmulator {
   }
 
   /** Appends block h+1. Committed blocks take due admin changes; synced ones carry their config. */
-  private append(b: Omit<Block, "config" | "source"> & { config?: SystemConfig }, source: "commit" | "sync"): void {
+  private append(b: Omit<Block, "config" | "source" | "appendedAt"> & { config?: SystemConfig }, source: "commit" | "sync"): void {
     let config = b.config ?? this.config;
     const due = this.pending.filter((c) => c.atHeight <= b.height);
     this.pending = this.pending.filter((c) => c.atHeight > b.height);
@@ -539,7 +550,7 @@ export class ControllerEmulator {
         };
       }
     }
-    this.blocks.push({ ...b, config, source });
+    this.blocks.push({ ...b, config, source, appendedAt: performance.now() });
     this.ownProposal = undefined;
     this.candidate = 0;
     this.log.info("block committed", { height: b.height, source, hash: toHex(b.hash).slice(0, 16) });
