@@ -22,13 +22,18 @@ describe("mailbook", () => {
     expect(book.origin(1n)).toBe(11n);
   });
 
-  test("the origin the network derives from a validator's address wins at once and is never displaced", () => {
+  test("the origin the network derives from a validator's address wins at once, and from then on only it binds validators", () => {
     const book = new Mailbook({ quietMs: QUIET });
-    book.directory = { addressOrigin: (id) => (id === 1n ? 77n : undefined), isMember: () => true };
-    book.learn(1n, 10n, 0);
-    expect(book.learn(1n, 77n, 1)).toEqual({ kind: "rebound", previous: 10n, reason: "address" });
-    expect(book.learn(1n, 12n, 10 * QUIET)).toEqual({ kind: "refused", current: 77n, reason: "address" });
-    expect(book.origin(1n)).toBe(77n);
+    book.directory = { addressOrigin: (id) => (id < 10n ? 70n + id : undefined), isMember: () => true };
+    book.learn(1n, 10n, 0); // before any evidence, the quiet rule governs validators too
+    expect(book.addressMode).toBe(false);
+    expect(book.learn(1n, 71n, 1)).toEqual({ kind: "rebound", previous: 10n, reason: "address" });
+    expect(book.addressMode).toBe(true);
+    expect(book.learn(1n, 12n, 10 * QUIET)).toEqual({ kind: "refused", current: 71n, reason: "address" });
+    expect(book.learn(2n, 13n, 0)).toEqual({ kind: "refused", current: undefined, reason: "address" });
+    expect(book.origin(2n)).toBeUndefined();
+    expect(book.learn(20n, 13n, 0)).toEqual({ kind: "new" }); // not a validator: no address rule
+    expect(book.origin(1n)).toBe(71n);
   });
 
   test("forgets an entry only for the origin it names", () => {

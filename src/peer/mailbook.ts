@@ -1,14 +1,15 @@
 // Peer id -> network origin cache. Origins are opaque handles chosen by the network service; we only
 // learn them from what peers send us (raft `from`, probe and probe-resp payloads) and never persist them.
 //
-// Nothing on the wire is authenticated, so a binding is sticky: a known id moves to another origin
-// only when that is proven or harmless —
-//  - "address": the new origin is the one network_zenoh gives that validator (the first 8 bytes of
-//    its address, which the network writes itself); a binding to that origin is never displaced;
-//  - "quiet": nothing has come from the bound origin for `quietMs` (the peer moved, e.g. a new
-//    connection on a legacy network).
-// Anything else is refused while the bound origin keeps talking, so a probe that claims a live
-// peer's id cannot redirect our traffic.
+// Nothing on the wire is authenticated, so bindings are guarded:
+//  - network_zenoh writes the origin itself: the big-endian u64 of the first 8 bytes of the sender's
+//    validator address. Once traffic of some validator has arrived from exactly that origin, the
+//    network is known to work that way ("address mode"), and from then on a validator id is bound
+//    to its address origin only: claims from any other origin are refused (and the transport drops
+//    such raft messages as forged).
+//  - Otherwise (legacy networks with per-connection origins, ids that are not validators) a known id
+//    moves to another origin only once its bound origin has been silent for `quietMs`, so a probe
+//    that claims a live peer's id cannot redirect our traffic.
 
 export interface PeerDirectory {
   /** The origin network_zenoh derives for `id` when it is a known validator, else undefined. */
@@ -22,7 +23,7 @@ export const NO_DIRECTORY: PeerDirectory = { addressOrigin: () => undefined, isM
 export type LearnResult =
   | { readonly kind: "new" | "same" }
   | { readonly kind: "rebound"; readonly previous: bigint; readonly reason: "address" | "quiet" }
-  | { readonly kind: "refused"; readonly current: bigint; readonly reason: "address" | "alive" };
+  | { readonly kind: "refused"; readonly current: bigint | undefined; readonly reason: "address" | "alive" };
 
 export interface MailbookOptions {
   /** Bound on entries; ids come from the wire, a real chain has a handful of validators. */
@@ -41,15 +42,24 @@ export class Mailbook {
   readonly capacity: number;
   readonly quietMs: number;
   directory: PeerDirectory = NO_DIRECTORY;
+  #addressMode = false;
 
   constructor(opts: MailbookOptions = {}) {
     this.capacity = opts.capacity ?? 4096;
     this.quietMs = opts.quietMs ?? 10_000;
   }
 
+  /** Whether the network has been seen deriving origins from validator addresses (see above). */
+  get addressMode(): boolean {
+    return this.#addressMode;
+  }
+
   /** Traffic from `origin` claims to be `id` at time `now` (ms). */
   learn(id: bigint, origin: bigint, now: number): LearnResult {
     const b = this.#bindings.get(id);
+    const proven = this.directory.addressOrigin(id);
+    if (proven !== undefined && origin !== proven && this.#addressMode) return { kind: "refused", current: b?.origin, reason: "address" };
+    if (proven !== undefined && origin === proven) this.#addressMode = true;
     if (b === undefined) {
       this.#makeRoom();
       this.#bindings.set(id, { origin, heardAt: now });
@@ -60,10 +70,8 @@ export class Mailbook {
       this.#touch(id, b);
       return { kind: "same" };
     }
-    const proven = this.directory.addressOrigin(id);
     let reason: "address" | "quiet";
-    if (proven === origin) reason = "address";
-    else if (proven === b.origin) return { kind: "refused", current: b.origin, reason: "address" };
+    if (origin === proven) reason = "address";
     else if (now - b.heardAt >= this.quietMs) reason = "quiet";
     else return { kind: "refused", current: b.origin, reason: "alive" };
     const previous = b.origin;

@@ -267,7 +267,11 @@ export class PeerTransport {
 
   #learn(id: bigint, origin: bigint, now: number): LearnResult | undefined {
     if (id === 0n || id === this.selfId) return undefined;
+    const addressMode = this.mailbook.addressMode;
     const r = this.mailbook.learn(id, origin, now);
+    if (!addressMode && this.mailbook.addressMode) {
+      this.#log.info("the network derives origins from validator addresses: validator ids are bound to them from now on", { peer: peerIdHex(id), origin });
+    }
     switch (r.kind) {
       case "new":
         this.#log.debug("mailbook updated", { peer: peerIdHex(id), origin });
