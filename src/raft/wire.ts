@@ -29,11 +29,32 @@ function numSize(v: number): number {
   return 8;
 }
 
-function bigSize(v: bigint): number {
+// Node ids repeat (a cluster has a handful) and splitting a 64-bit BigInt allocates: remember the
+// 32-bit halves of recently encoded ids.
+const ENC_SLOTS = 8;
+const encIds: bigint[] = [];
+const encLo = new Uint32Array(ENC_SLOTS);
+const encHi = new Uint32Array(ENC_SLOTS);
+let encNext = 0;
+
+/** The cache slot holding the halves of `v` (a uint64). */
+function idSlot(v: bigint): number {
+  for (let i = 0; i < encIds.length; i++) if (encIds[i] === v) return i;
   if (v < 0n || v > U64_MAX) throw IRREGULAR;
-  if (v <= 0xffffffffn) return numSize(Number(v));
+  const i = encNext;
+  encNext = (encNext + 1) % ENC_SLOTS;
+  encIds[i] = v;
+  encLo[i] = Number(v & 0xffffffffn);
+  encHi[i] = Number(v >> 32n);
+  return i;
+}
+
+function bigSize(v: bigint): number {
+  const i = idSlot(v);
+  const hi = encHi[i];
+  if (hi === 0) return numSize(encLo[i]);
   // 33..64 significant bits, 7 per byte.
-  return Math.ceil((64 - Math.clz32(Number(v >> 32n))) / 7);
+  return Math.ceil((64 - Math.clz32(hi)) / 7);
 }
 
 function writeNum(buf: Uint8Array, p: number, v: number): number {
@@ -49,10 +70,12 @@ function writeNum(buf: Uint8Array, p: number, v: number): number {
   return p;
 }
 
+/** Writes a uint64 id; its halves are in the cache since bigSize(v) ran in the sizing pass. */
 function writeBig(buf: Uint8Array, p: number, v: bigint): number {
-  if (v <= 0xffffffffn) return writeNum(buf, p, Number(v));
-  let lo = Number(v & 0xffffffffn);
-  let hi = Number(v >> 32n);
+  const i = idSlot(v);
+  let lo = encLo[i];
+  let hi = encHi[i];
+  if (hi === 0) return writeNum(buf, p, lo);
   while (hi > 0 || lo > 127) {
     buf[p++] = (lo & 0x7f) | 0x80;
     lo = ((lo >>> 7) | (hi << 25)) >>> 0;
