@@ -609,7 +609,8 @@ export class Raft {
       return;
     }
     // A pending snapshot already carries its configuration; otherwise look at unapplied entries.
-    const first = this.raftLog.unstable.maybeFirstIndex() ?? this.raftLog.applied + 1;
+    // (The applied index can lag behind a compaction the storage has already done.)
+    const first = this.raftLog.unstable.maybeFirstIndex() ?? Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
     const ents = first <= this.raftLog.committed ? this.raftLog.slice(first, this.raftLog.committed + 1) : [];
     const n = this.numPendingConf(ents);
     if (n !== 0 && this.raftLog.committed > this.raftLog.applied) {
