@@ -142,34 +142,54 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
   routes(router);
   const byPath = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
 
+  /** One call in flight: the request bytes it holds, released once when it ends or is refused. */
+  interface Call {
+    bytes: number;
+    open: boolean;
+  }
+
+  function release(call: Call): void {
+    if (!call.open) return;
+    call.open = false;
+    load.calls--;
+    load.bytes -= call.bytes;
+  }
+
   /** Counts and caps the request bytes of one call as Connect reads them. */
-  async function* limitedBody(body: AsyncIterable<Uint8Array>, held: { bytes: number }): AsyncGenerator<Uint8Array> {
+  async function* limitedBody(body: AsyncIterable<Uint8Array>, call: Call): AsyncGenerator<Uint8Array> {
     const header = new Uint8Array(FRAME_HEADER);
     let seen = 0;
     for await (const chunk of body) {
+      if (!call.open) return;
       if (seen < FRAME_HEADER) {
         const n = Math.min(FRAME_HEADER - seen, chunk.length);
         header.set(chunk.subarray(0, n), seen);
         if (seen + n === FRAME_HEADER) {
           const declared = new DataView(header.buffer).getUint32(1);
-          if (declared > maxBytes) throw tooLarge(declared);
+          if (declared > maxBytes) throw refuse(call, "too_large", declared);
         }
       }
       seen += chunk.length;
       // A unary request holds one message; anything beyond its frame is refused the same way.
-      if (seen > maxBytes + FRAME_HEADER) throw tooLarge(seen - FRAME_HEADER);
-      if (load.bytes + chunk.length > maxInflight) {
-        refused("byte_budget");
-        throw new ConnectError("server is busy: requests in flight hold too many bytes, retry later", Code.ResourceExhausted);
-      }
+      if (seen > maxBytes + FRAME_HEADER) throw refuse(call, "too_large", seen - FRAME_HEADER);
+      if (load.bytes + chunk.length > maxInflight) throw refuse(call, "byte_budget", 0);
       load.bytes += chunk.length;
-      held.bytes += chunk.length;
+      call.bytes += chunk.length;
       yield chunk;
     }
   }
 
-  function tooLarge(size: number): ConnectError {
-    refused("too_large");
+  /**
+   * Refuses a call whose request is still arriving. Its share is released at once: the response
+   * may only end once the caller stops sending (Bun keeps such a stream open), which it does when
+   * the stream is reset after the answer, or by its own deadline.
+   */
+  function refuse(call: Call, reason: "too_large" | "byte_budget", size: number): ConnectError {
+    release(call);
+    refused(reason);
+    if (reason === "byte_budget") {
+      return new ConnectError("server is busy: requests in flight hold too many bytes, retry later", Code.ResourceExhausted);
+    }
     return new ConnectError(`message of ${size} bytes is larger than max_message_bytes (${maxBytes})`, Code.ResourceExhausted);
   }
 
@@ -186,13 +206,16 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       return;
     }
     load.calls++;
-    const held = { bytes: 0 };
-    res.once("close", () => {
-      load.calls--;
-      load.bytes -= held.bytes;
+    const call: Call = { bytes: 0, open: true };
+    res.once("close", () => release(call));
+    res.once("finish", () => {
+      release(call);
+      // Answered before the request was read to its end (a refusal): reset the stream so the caller
+      // stops sending (RFC 9113 §8.1 allows NO_ERROR here), instead of trickling the rest in.
+      if (!req.readableEnded) res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
     });
     const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-    const limited: UniversalServerRequest = { ...uReq, body: limitedBody(uReq.body as AsyncIterable<Uint8Array>, held) };
+    const limited: UniversalServerRequest = { ...uReq, body: limitedBody(uReq.body as AsyncIterable<Uint8Array>, call) };
     uHandler(limited)
       .then((uRes) => universalResponseToNodeResponse(withTypedParseErrors(uRes), res))
       .catch((e) => log.debug("grpc call ended with a transport error", { method: uHandler.method.name, error: String(e) }));
