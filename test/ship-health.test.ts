@@ -3,11 +3,12 @@
 // a real `consensus run`, against the service's own gRPC server with a scripted health state, and
 // against ports where nothing (or something that is not gRPC) listens.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HealthCheckResponse_ServingStatus as Status } from "../gen/health_check_pb.ts";
+import { parseGoDuration, parseProbeFlags } from "../src/cli/grpc-health-probe.ts";
 import { parseAddr, parseTimeout } from "../src/cli/health.ts";
 import { UsageError } from "../src/cli/errors.ts";
 import { silentLogger } from "../src/devchain/log.ts";
@@ -22,16 +23,32 @@ afterAll(async () => {
 });
 
 let bin: string;
+/** The binary under the name `grpc-health-probe` (a symlink, as in the image). */
+let probeBin: string;
 beforeAll(async () => {
   bin = await ensureBinary();
+  const dir = mkdtempSync(join(tmpdir(), "ship-probe-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  probeBin = join(dir, "grpc-health-probe");
+  symlinkSync(bin, probeBin);
 }, 180_000);
 
-async function health(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+async function spawn(argv: string[]): Promise<Ran> {
   const t0 = performance.now();
-  const proc = Bun.spawn([bin, "health", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { code, stdout, stderr, ms: performance.now() - t0 };
 }
+
+const health = (...args: string[]) => spawn([bin, "health", ...args]);
+const grpcHealthProbe = (...args: string[]) => spawn([probeBin, ...args]);
 
 function usageMessage(f: () => unknown): string {
   try {
@@ -182,5 +199,57 @@ describe("usage errors exit 2", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr.split("\n")).toHaveLength(2);
+  });
+});
+
+describe("as grpc-health-probe (cloud-config's liveness probe for the Rust image)", () => {
+  test("Go durations", () => {
+    expect(parseGoDuration("1s")).toBe(1000);
+    expect(parseGoDuration("250ms")).toBe(250);
+    expect(parseGoDuration("1m30s")).toBe(90_000);
+    expect(parseGoDuration("1.5s")).toBe(1500);
+    expect(parseGoDuration("500us")).toBe(0.5);
+    for (const bad of ["1", "s", "-1s", "1sec", ""]) expect(() => parseGoDuration(bad)).toThrow("invalid duration");
+  });
+
+  test("its flags, in Go's spellings; one deadline of both timeouts", () => {
+    expect(parseProbeFlags(["-addr=localhost:50001"])).toEqual({ addr: "localhost:50001", service: "", connectTimeoutMs: 1000, rpcTimeoutMs: 1000 });
+    expect(parseProbeFlags(["--addr", "[::1]:1", "-service", "x", "-connect-timeout=250ms", "-rpc-timeout", "2s", "-v", "-gzip=false"])).toEqual({
+      addr: "[::1]:1",
+      service: "x",
+      connectTimeoutMs: 250,
+      rpcTimeoutMs: 2000,
+    });
+    expect(() => parseProbeFlags([])).toThrow("-addr not specified");
+    expect(() => parseProbeFlags(["-addr"])).toThrow("flag needs an argument: -addr");
+    expect(() => parseProbeFlags(["-addr=x:1", "-bogus"])).toThrow("flag provided but not defined: -bogus");
+    expect(() => parseProbeFlags(["-addr=x:1", "-tls"])).toThrow("TLS is not supported");
+    expect(() => parseProbeFlags(["-addr=x:1", "-rpc-timeout=0s"])).toThrow("-rpc-timeout must be at least 1ms");
+    expect(() => parseProbeFlags(["-addr=x:1", "stray"])).toThrow('unexpected argument "stray"');
+  });
+
+  test("exit codes: 0 SERVING, 4 not SERVING, 2 nothing listening, 3 no answer in time, 1 bad arguments", async () => {
+    let status = Status.SERVING;
+    const server = createGrpcServer({ port: 0, log: silentLogger(), handlers: { reconfigure: () => {}, networkMsg: () => {}, health: () => status } });
+    await server.start();
+    cleanups.push(() => server.stop(0));
+
+    expect(await grpcHealthProbe(`-addr=localhost:${server.port}`)).toMatchObject({ code: 0, stdout: "status: SERVING\n", stderr: "" });
+    status = Status.NOT_SERVING;
+    expect(await grpcHealthProbe(`-addr=localhost:${server.port}`)).toMatchObject({ code: 4, stderr: `error: localhost:${server.port} answered NOT_SERVING\n` });
+
+    const [closed] = await freePorts(1);
+    expect((await grpcHealthProbe("-addr", `localhost:${closed}`)).code).toBe(2);
+
+    const silent = net.createServer((s) => s.on("error", () => {}));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    cleanups.push(() => silent.close());
+    const port = (silent.address() as net.AddressInfo).port;
+    const slow = await grpcHealthProbe(`-addr=127.0.0.1:${port}`, "-connect-timeout=100ms", "-rpc-timeout=150ms");
+    expect(slow.code).toBe(3);
+    expect(slow.stderr).toBe(`error: no answer from 127.0.0.1:${port} within 250 ms\n`);
+
+    expect(await grpcHealthProbe()).toMatchObject({ code: 1, stdout: "", stderr: "error: -addr not specified\n" });
+    expect((await grpcHealthProbe("-addr=nope")).code).toBe(1);
   });
 });

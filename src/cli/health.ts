@@ -1,7 +1,8 @@
 // `consensus health`: a gRPC health probe built into the binary (what grpc-health-probe did for the
 // Rust image), so a scratch image and a Kubernetes exec probe need nothing else. Exit 0 only when
 // the service answers SERVING; any other answer, a refused connection or a missed deadline is a
-// CheckFailed (exit 1, one line on stderr).
+// CheckFailed (exit 1, one line on stderr). grpc-health-probe.ts speaks the same probe with that
+// tool's flags for images deployed with its command line.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { defineCommand } from "citty";
@@ -39,22 +40,26 @@ export function parseTimeout(text: string): number {
   return ms;
 }
 
-/** Resolves with SERVING's name and the round trip; rejects with a CheckFailed saying why not. */
-export async function probe(target: Target, timeoutMs: number, label: string): Promise<{ status: string; ms: number }> {
+export type ProbeResult =
+  | { ok: true; status: string; ms: number }
+  /** connect: nothing answers at the address; rpc: the call failed or timed out; unhealthy: not SERVING. */
+  | { ok: false; kind: "connect" | "rpc" | "unhealthy"; reason: string };
+
+/** One grpc.health.v1.Health/Check call; never throws. `label` names the address in reasons. */
+export async function probe(target: Target, timeoutMs: number, label: string, service = ""): Promise<ProbeResult> {
   const sessions = new Http2SessionManager(target.url);
   const client = createClient(Health, createGrpcTransport({ baseUrl: target.url, sessionManager: sessions }));
   const started = performance.now();
   try {
-    const res = await client.check({ service: "" }, { timeoutMs });
+    const res = await client.check({ service }, { timeoutMs });
     const status = HealthCheckResponse_ServingStatus[res.status] ?? `status ${res.status}`;
-    if (res.status !== HealthCheckResponse_ServingStatus.SERVING) throw new CheckFailed(`unhealthy: ${label} answered ${status}`);
-    return { status, ms: performance.now() - started };
+    if (res.status !== HealthCheckResponse_ServingStatus.SERVING) return { ok: false, kind: "unhealthy", reason: `${label} answered ${status}` };
+    return { ok: true, status, ms: performance.now() - started };
   } catch (err) {
-    if (err instanceof CheckFailed) throw err;
     const e = ConnectError.from(err);
-    if (e.code === Code.DeadlineExceeded) throw new CheckFailed(`unhealthy: no answer from ${label} within ${timeoutMs} ms`);
-    if (e.code === Code.Unavailable) throw new CheckFailed(`unhealthy: cannot reach ${label}: ${e.rawMessage}`);
-    throw new CheckFailed(`unhealthy: health check of ${label} failed: [${Code[e.code]}] ${e.rawMessage}`);
+    if (e.code === Code.DeadlineExceeded) return { ok: false, kind: "rpc", reason: `no answer from ${label} within ${timeoutMs} ms` };
+    if (e.code === Code.Unavailable) return { ok: false, kind: "connect", reason: `cannot reach ${label}: ${e.rawMessage}` };
+    return { ok: false, kind: "rpc", reason: `health check of ${label} failed: [${Code[e.code]}] ${e.rawMessage}` };
   } finally {
     sessions.abort();
   }
@@ -69,15 +74,16 @@ export default defineCommand({
   async run({ args }) {
     const target = parseAddr(args.addr);
     const timeoutMs = parseTimeout(args.timeout);
-    const { status, ms } = await probe(target, timeoutMs, args.addr);
-    writeQuietly(`${status} (${args.addr}, ${ms.toFixed(1)} ms)\n`);
+    const r = await probe(target, timeoutMs, args.addr);
+    if (!r.ok) throw new CheckFailed(`unhealthy: ${r.reason}`);
+    writeQuietly(`${r.status} (${args.addr}, ${r.ms.toFixed(1)} ms)\n`);
   },
 });
 
-function writeQuietly(text: string): void {
+export function writeQuietly(text: string, fd = 1): void {
   try {
-    writeSync(1, text);
+    writeSync(fd, text);
   } catch {
-    // stdout closed: the exit status is the answer
+    // output closed: the exit status is the answer
   }
 }

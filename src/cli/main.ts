@@ -2,6 +2,7 @@
 // 0 success, 1 config error or fatal runtime error, 2 usage error. Errors are one line on stderr.
 import { runCommand } from "citty";
 import { writeSync } from "node:fs";
+import { basename } from "node:path";
 import { ConfigError } from "../config/errors.ts";
 import { parseFlags } from "./argv.ts";
 import { CheckFailed, FatalError, UsageError } from "./errors.ts";
@@ -13,7 +14,12 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-export async function main(argv: readonly string[]): Promise<number> {
+/** Names under which the binary is grpc-ecosystem's health probe (the Rust image shipped it). */
+const PROBE_NAMES = ["grpc-health-probe", "grpc_health_probe"];
+
+/** `invokedAs` is argv[0]: under a PROBE_NAMES name the binary is that probe (grpc-health-probe.ts). */
+export async function main(argv: readonly string[], invokedAs = "consensus"): Promise<number> {
+  if (PROBE_NAMES.includes(basename(invokedAs))) return (await import("./grpc-health-probe.ts")).grpcHealthProbe(argv);
   try {
     await dispatch(argv);
     return EXIT_OK;
