@@ -2,7 +2,7 @@
 // and what the demo observes about them (heights, roles and terms from each node's metrics, exact
 // commit times from the controllers), plus the actions a user can take (kill or stop the leader,
 // restart stopped nodes) and the story they tell (failover and catch-up times).
-import { createConsola, type LogObject } from "consola";
+import { createConsola, type LogObject } from "consola/core";
 import { readFileSync } from "node:fs";
 import { DevChain } from "../devchain/chain.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";

@@ -1,4 +1,4 @@
-import { createConsola, type ConsolaInstance } from "consola";
+import { createConsola, type ConsolaInstance } from "consola/core";
 
 /** The emulators log nothing unless the caller hands them a logger. */
 export function silentLogger(): ConsolaInstance {
