@@ -6,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { E2EChain } from "./harness.ts";
 
 const TEST_MS = 120_000;
-/** How long a 2|2 split is watched: several election timeouts (1-2 s each here). */
-const WATCH_MS = 6_000;
+/** How long a 2|2 split is watched: several election timeouts (2-4 s each here: tick 50 ms × 40). */
+const WATCH_MS = 8_000;
 
 let e: E2EChain;
 
 beforeAll(async () => {
-  e = await E2EChain.start({ nodes: 4, seed: "e2e-partition", blockInterval: 0 });
+  e = await E2EChain.start({ nodes: 4, seed: "e2e-partition", blockInterval: 0, raft: { electionTick: 40 } });
   await e.waitHeight(5);
 }, 60_000);
 
