@@ -1,15 +1,19 @@
-// The deployment files agree with the binary and with each other: the systemd unit passes
-// `systemd-analyze verify` without a warning, and the unit, the Dockerfile and the Kubernetes
-// example run the same command line, which the CLI accepts; stop timeouts outlast the service's
-// own bounded stop; probes target the gRPC port.
-import { expect, test } from "bun:test";
+// The deployment files and the operator README agree with the binary and with each other: the
+// systemd unit passes `systemd-analyze verify` without a warning; the unit, the Dockerfile and the
+// Kubernetes example run the same command line, which the CLI accepts; stop timeouts outlast the
+// service's own bounded stop; probes target the gRPC port; the README names every subcommand, flag
+// and metric there is.
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ArgsDef } from "citty";
 import { parseFlags } from "../src/cli/argv.ts";
 import healthCommand, { parseAddr, parseTimeout } from "../src/cli/health.ts";
+import demoCommand from "../src/cli/demo.ts";
+import { resolve, root } from "../src/cli/root.ts";
 import runCommand, { STOP_TIMEOUT_MS } from "../src/cli/run.ts";
+import { ConsensusMetrics } from "../src/metrics/metrics.ts";
 import { ROOT, ensureBinary } from "./support/binary.ts";
 
 const DEPLOYED = ["consensus", "run", "-c", "/etc/cita-cloud/config/config.toml", "--stdout"];
@@ -114,4 +118,27 @@ test("the Kubernetes example: the deployed command, probes on the gRPC port, a g
   expect(parseTimeout(flags.timeout)).toBeLessThan(c.livenessProbe.timeoutSeconds * 1000);
   expect(c.readinessProbe.grpc.port).toBe(grpcPort);
   expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(STOP_TIMEOUT_MS);
+});
+
+describe("the README", () => {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const synopsis = /## Command line\n\n```\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+
+  test("lists every subcommand and every flag in its command-line synopsis", async () => {
+    const subs = Object.keys((await resolve(root.subCommands)) ?? {});
+    expect(subs.length).toBeGreaterThanOrEqual(3);
+    for (const name of subs) expect(synopsis).toMatch(new RegExp(`^  ${name} `, "m"));
+    for (const [name, cmd] of [["run", runCommand], ["health", healthCommand], ["demo", demoCommand]] as const) {
+      expect(synopsis).toContain(`consensus ${name} [OPTIONS]`);
+      for (const flag of Object.keys(cmd.args as ArgsDef)) expect(synopsis).toContain(`--${flag}`);
+    }
+  });
+
+  test("documents every metric the exporter registers", async () => {
+    const metrics = new ConsensusMetrics([1], () => undefined);
+    const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+    expect(names.length).toBeGreaterThan(10);
+    const section = /## Metrics\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? "";
+    expect(names.filter((n) => !section.includes(`\`${n}\``))).toEqual([]);
+  });
 });
