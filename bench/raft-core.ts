@@ -41,9 +41,18 @@ const MARSHAL_ROWS: Row[] = [
   { label: "W1a pipelined 100k, batch 256 + marshal", workload: "w1a", n: 100_000, batch: 256, marshal: true },
 ];
 
-function fail(msg: string): never {
+function fail(msg: string, code = 2): never {
   console.error(`raft-core bench: ${msg}`);
-  process.exit(2);
+  process.exit(code);
+}
+
+/** Runs `f`; a failure (a run that did not verify, an anchor that crashed) is one line and exit 1. */
+function orFail<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    fail((e as Error).message, 1);
+  }
 }
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
@@ -94,7 +103,7 @@ if (args.one !== undefined) {
     warmup: positiveInt("warmup", args.warmup, 1000),
     marshal: args.marshal,
   };
-  console.log(JSON.stringify(runOnce(o)));
+  console.log(JSON.stringify(orFail(() => runOnce(o))));
   process.exit(0);
 }
 
@@ -131,11 +140,11 @@ const out = fs.openSync(jsonl, "w");
 for (let run = 1; run <= runs; run++) {
   for (const r of rows) {
     const pair = results.get(r.label)!;
-    const o = ours(r);
+    const o = orFail(() => ours(r));
     pair.ours.push(o);
     fs.writeSync(out, JSON.stringify({ run, row: r.label, ...o }) + "\n");
     if (anchor.ok) {
-      const t = { impl: "etcd", ...theirs(anchor.bin, r) };
+      const t = { impl: "etcd", ...orFail(() => theirs(anchor.bin, r)) };
       pair.etcd.push(t);
       fs.writeSync(out, JSON.stringify({ run, row: r.label, ...t }) + "\n");
     }
