@@ -92,6 +92,19 @@ describe("forged and misdirected raft messages change no state and are counted",
     expect(raftSent(r, sent)).toEqual([]);
   });
 
+  test("a message without a term is dropped: Raft would take it for a local one (a candidate would adopt term 0)", async () => {
+    const r = rig();
+    await followerOfA(r);
+    r.peer.node.campaign();
+    await r.settle();
+    const before = r.state();
+    expect(before.role).not.toBe(0); // campaigning (pre-candidate)
+    deliver(r, r.a.origin, { msgType: MessageType.MsgHeartbeat, from: r.a.id, term: 0n });
+    await r.settle();
+    expect(r.state()).toEqual(before);
+    expect(r.drops).toEqual(["zero_term"]);
+  });
+
   test("a message for another node is not stepped, not learned from, and answered with one refresh", async () => {
     const r = rig();
     await followerOfA(r);

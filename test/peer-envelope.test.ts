@@ -46,10 +46,12 @@ describe("envelope parsing", () => {
     expect(parseEnvelope(nm)).toEqual({ type: "probe", origin: 42n, id: EXAMPLE_ID });
   });
 
-  test("raft messages survive the envelope round trip, uint64 fields included", () => {
+  test("raft messages survive the envelope round trip, uint64 ids and origins included", () => {
     const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+    // Terms and indexes beyond 2^52 are refused (hardening-peer and fuzz-peer tests cover why).
+    const counter = fc.bigInt({ min: 1n, max: 1n << 52n });
     fc.assert(
-      fc.property(u64, u64.filter((x) => x !== 0n), u64, u64, u64, (origin, to, from, term, index) => {
+      fc.property(u64, u64.filter((x) => x !== 0n), u64, counter, counter, (origin, to, from, term, index) => {
         const m = create(RaftMessageSchema, {
           msgType: MessageType.MsgAppend,
           to,
@@ -79,6 +81,22 @@ describe("envelope parsing", () => {
     ["an empty probe-resp id", { type: "probe-resp" }, "invalid peer id"],
     ["a 9-byte refresh id", { type: "refresh", msg: new Uint8Array(9).fill(1) }, "invalid peer id"],
     ["peer id 0", { type: "probe", msg: new Uint8Array(8) }, "invalid peer id"],
+    [
+      "a term too close to 2^53 for Raft to count on",
+      { type: "raft", msg: toBinary(RaftMessageSchema, create(RaftMessageSchema, { to: 1n, term: (1n << 52n) + 1n })) },
+      "can't decode raft msg: term is beyond 2^52",
+    ],
+    [
+      "a snapshot whose data is not a ConsensusConfiguration",
+      {
+        type: "raft",
+        msg: toBinary(
+          RaftMessageSchema,
+          create(RaftMessageSchema, { msgType: MessageType.MsgSnapshot, to: 1n, term: 6n, snapshot: { data: new Uint8Array([0xff]), metadata: { index: 9n, term: 6n } } }),
+        ),
+      },
+      "snapshot data is not a ConsensusConfiguration",
+    ],
   ];
   test.each(bad)("rejects %s", (_what, init, message) => {
     const parse = () => parseEnvelope(netMsg(init));

@@ -43,7 +43,7 @@ export interface PeerOutlet {
 }
 
 /** Why an inbound raft message was not stepped (a label of consensus_peer_msgs_dropped_total). */
-export type InboundDropReason = "undecodable" | "bad_snapshot" | "from_self" | "not_member" | "unexpected_type";
+export type InboundDropReason = "undecodable" | "from_self" | "not_member" | "unexpected_type" | "zero_term";
 
 /**
  * The message types peers send each other. Local types never cross the wire, and our peers never
@@ -228,18 +228,16 @@ export class RaftPeer {
   receive(pb: PbMessage): void {
     if (this.stopped) return;
     if (!WIRE_TYPES.has(pb.msgType)) return this.dropInbound("unexpected_type", pb);
+    // Raft takes term 0 for a local message and skips its term checks: a candidate would adopt
+    // term 0 from such a heartbeat. Peers always send their term (at least the bootstrap term 5).
+    if (pb.term === 0n) return this.dropInbound("zero_term", pb);
     if (pb.from === this.deps.selfId) return this.dropInbound("from_self", pb);
     if (!this.isMember(pb.from)) return this.dropInbound("not_member", pb);
     let m: Message;
     try {
-      m = messageFromPb(pb);
+      m = messageFromPb(pb); // parseEnvelope checked it already; this guards any other caller
     } catch (e) {
       this.dropInbound("undecodable", pb, e instanceof CodecError ? e.message : String(e));
-      return;
-    }
-    // A snapshot's data is our state machine: refuse one we could not apply before Raft takes it.
-    if (m.msgType === MessageType.MsgSnapshot && m.snapshot && tryDecodeChainConfig(m.snapshot.data) === undefined) {
-      this.dropInbound("bad_snapshot", pb);
       return;
     }
     try {

@@ -1,9 +1,13 @@
 // The consensus envelope on the network service: NetworkMsg{module "consensus", type, origin, msg}.
 // Byte-compatible with consensus_raft: `raft` carries an encoded eraftpb.Message, the other three
-// carry a peer id as 8 bytes big-endian. Inbound envelopes are validated here, at the edge.
+// carry a peer id as 8 bytes big-endian. Inbound envelopes are validated here, at the edge, in full:
+// whatever passes can be stepped by Raft, and whatever fails touches no state anywhere.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Message as RaftMessage, MessageSchema as RaftMessageSchema } from "../../gen/eraftpb_pb.ts";
+import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
+import { type Message as RaftMessage, MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
 import { type NetworkMsg, NetworkMsgSchema } from "../../gen/network_pb.ts";
+import { messageFromPb } from "../raft/codec.ts";
+import type { Message as CoreMessage } from "../raft/types.ts";
 import { decodePeerId, encodePeerId } from "./peer-id.ts";
 
 export const MODULE = "consensus";
@@ -63,7 +67,44 @@ function decodeRaft(bytes: Uint8Array): RaftMessage {
   }
   // Id 0 is no node in raft-rs; an empty or truncated payload decodes to it.
   if (msg.to === 0n) throw new EnvelopeError("can't decode raft msg: destination id is 0");
+  let m: CoreMessage;
+  try {
+    m = messageFromPb(msg); // terms and indexes below 2^53, a known entry type, ...
+  } catch (e) {
+    throw new EnvelopeError(`can't decode raft msg: ${(e as Error).message}`);
+  }
+  const field = beyondHeadroom(m);
+  if (field !== undefined) throw new EnvelopeError(`can't decode raft msg: ${field} is beyond 2^52`);
+  // A snapshot's data is our state machine: one we could not apply must not reach Raft.
+  if (msg.msgType === MessageType.MsgSnapshot && msg.snapshot !== undefined) {
+    try {
+      fromBinary(ConsensusConfigurationSchema, msg.snapshot.data);
+    } catch {
+      throw new EnvelopeError("can't decode raft msg: snapshot data is not a ConsensusConfiguration");
+    }
+  }
   return msg;
+}
+
+/**
+ * Terms and indexes count up from small numbers; Raft adds to them (a campaign takes term + 1), and
+ * they must stay exact doubles. A value near 2^53 is never real, and one step more would make the
+ * node's own hard state unstorable and stop it. Returns the first field that is too large.
+ */
+const HEADROOM = 2 ** 52;
+
+function beyondHeadroom(m: CoreMessage): string | undefined {
+  if (m.term > HEADROOM) return "term";
+  if (m.logTerm > HEADROOM) return "log term";
+  if (m.index > HEADROOM) return "index";
+  if (m.commit > HEADROOM) return "commit";
+  if (m.commitTerm > HEADROOM) return "commit term";
+  if (m.rejectHint > HEADROOM) return "reject hint";
+  if (m.requestSnapshot > HEADROOM) return "request snapshot";
+  for (const e of m.entries) if (e.term > HEADROOM || e.index > HEADROOM) return "entry term or index";
+  const meta = m.snapshot?.metadata;
+  if (meta !== undefined && (meta.term > HEADROOM || meta.index > HEADROOM)) return "snapshot term or index";
+  return undefined;
 }
 
 function decodeId(bytes: Uint8Array): bigint {
