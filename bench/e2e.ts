@@ -33,12 +33,43 @@ interface Throughput {
   lastNode: number[];
   leaderOnly: number[];
   synced: number;
+  /** Medians of the leader's steps per block, from its log (ms resolution). */
+  steps: Record<string, number>;
+}
+
+// A block's life on the leader, as its log tells it (the committer and proposer log each step).
+const STEPS = [
+  ["new proposal", "GetProposal answered"],
+  ["pending proposal proposed", "proposed to Raft"],
+  ["checking proposal..", "committed in Raft (replication round)"],
+  ["committing proposal..", "CheckProposal answered"],
+  ["block committed", "CommitBlock answered"],
+] as const;
+
+/** Median time of each step on `leader` for heights in (from, to]; the first step counts from the previous block's commit. */
+function leaderSteps(e: E2EChain, leader: number, from: number, to: number): Record<string, number> {
+  const at = new Map<string, number>();
+  for (const line of e.log(leader).split("\n")) {
+    const m = line.match(/^(\S+) .*?(new proposal|pending proposal proposed|checking proposal\.\.|committing proposal\.\.|block committed) height=(\d+)/);
+    if (m && !at.has(`${m[2]}@${m[3]}`)) at.set(`${m[2]}@${m[3]}`, Date.parse(m[1]));
+  }
+  const out: Record<string, number> = {};
+  for (let k = 0; k < STEPS.length; k++) {
+    const gaps: number[] = [];
+    for (let h = from + 2; h <= to; h++) {
+      const prev = k === 0 ? at.get(`block committed@${h - 1}`) : at.get(`${STEPS[k - 1][0]}@${h}`);
+      const now = at.get(`${STEPS[k][0]}@${h}`);
+      if (prev !== undefined && now !== undefined) gaps.push(now - prev);
+    }
+    if (gaps.length > 0) out[STEPS[k][1]] = median(gaps);
+  }
+  return out;
 }
 
 /** Blocks committed during `seconds` of steady state, with per-height latencies. */
 async function throughput(e: E2EChain): Promise<Throughput> {
   await e.waitHeight(5);
-  await e.leader(e.all());
+  const { index: leader } = await e.leader(e.all());
   const from = Math.min(...e.chain.heights());
   const t0 = performance.now();
   await Bun.sleep(SECONDS * 1000); // the measurement window itself
@@ -56,7 +87,7 @@ async function throughput(e: E2EChain): Promise<Throughput> {
     leaderOnly.push(blocks[proposer].appendedAt - handedOut);
     synced += blocks.filter((b) => b.source === "sync").length;
   }
-  return { blocks: to - from, seconds, lastNode, leaderOnly, synced };
+  return { blocks: to - from, seconds, lastNode, leaderOnly, synced, steps: leaderSteps(e, leader, from, to) };
 }
 
 /**
@@ -135,5 +166,6 @@ console.log(`
 | kill -9 failover, median of ${RUNS} | ${ms(median(kills))} ms (${sorted(kills)}) | 1,369 ms small state, 1,115 ms after load |
 | SIGTERM failover (hand-off), median of ${RUNS} | ${ms(median(terms))} ms (${sorted(terms)}) | — |
 
+where a block's time goes on the leader (medians): ${Object.entries(tp.steps).map(([k, v]) => `${k} +${v} ms`).join(", ")}
 blocks that reached a controller through block sync instead of its consensus: ${tp.synced} of ${tp.blocks * 3}
 end ${new Date().toISOString()}, load average ${load()}`);
