@@ -11,11 +11,21 @@ import { ensureBinary } from "./support/binary.ts";
 import { waitUntil } from "./support/wait-until.ts";
 
 let bin: string;
-const running = new Set<{ kill(signal?: number | NodeJS.Signals): void }>();
+const running = new Set<{ kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }>();
 beforeAll(async () => {
   bin = await ensureBinary();
 }, 180_000);
-afterAll(() => running.forEach((p) => p.kill("SIGKILL")));
+// A demo left running by a failed test is stopped the clean way first: SIGKILL would orphan its nodes.
+afterAll(async () => {
+  await Promise.all(
+    [...running].map(async (p) => {
+      p.kill("SIGTERM");
+      const timer = setTimeout(() => p.kill("SIGKILL"), 15_000);
+      await p.exited;
+      clearTimeout(timer);
+    }),
+  );
+}, 30_000);
 
 interface DemoRun {
   code: number;

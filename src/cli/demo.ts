@@ -72,8 +72,9 @@ export default defineCommand({
     const title = `consensus demo · ${nodes} node${nodes === 1 ? "" : "s"} · block interval ${blockInterval} s`;
     const quit = new AbortController();
     const onSignal = () => quit.abort();
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+    // SIGHUP: the terminal went away; the nodes must not outlive the demo.
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    for (const sig of signals) process.on(sig, onSignal);
     out(`${title}\n`);
     let session: DemoSession;
     try {
@@ -87,8 +88,7 @@ export default defineCommand({
         },
       });
     } catch (e) {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+      for (const sig of signals) process.off(sig, onSignal);
       throw e;
     }
     out(`work dir ${session.chain.workDir} (node<i>/config.toml, node<i>/consensus.log)\n`);
@@ -161,14 +161,15 @@ export default defineCommand({
           process.stdin.pause();
         }
         if (terminal) out("\x1b[?25h");
-        process.off("SIGTERM", onSignal);
-        // From here a second Ctrl-C is ignored: close() is bounded (SIGKILL after a short grace).
-        process.off("SIGINT", onSignal);
-        process.on("SIGINT", ignore);
+        // From here further signals are ignored: close() is bounded (SIGKILL after a short grace).
+        for (const sig of signals) {
+          process.off(sig, onSignal);
+          process.on(sig, ignore);
+        }
       }
     } finally {
       out("stopping the chain…\n");
-      const outcome = await session.close().finally(() => process.off("SIGINT", ignore));
+      const outcome = await session.close().finally(() => signals.forEach((sig) => process.off(sig, ignore)));
       out(`${outcome.lines.join("\n")}\n`);
       if (!outcome.ok) throw new CheckFailed("demo failed: a fork or a crashed node (see above)");
     }
