@@ -23,7 +23,8 @@ export interface Target {
 
 /** Parses `host:port` or `[v6]:port`; throws a UsageError naming what is wrong. */
 export function parseAddr(addr: string): Target {
-  const m = /^(?:\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]|([^\s:[\]/]+)):(\d{1,5})$/.exec(addr);
+  // No IPv6 zone ids ([fe80::1%eth0]): URLs cannot carry them unescaped, and loopback needs none.
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/%]+)):(\d{1,5})$/.exec(addr);
   if (!m) throw new UsageError(`--addr '${addr}' is not host:port or [ipv6]:port`, COMMAND);
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw new UsageError(`--addr '${addr}': port must be 1..65535`, COMMAND);
@@ -47,10 +48,11 @@ export type ProbeResult =
 
 /** One grpc.health.v1.Health/Check call; never throws. `label` names the address in reasons. */
 export async function probe(target: Target, timeoutMs: number, label: string, service = ""): Promise<ProbeResult> {
-  const sessions = new Http2SessionManager(target.url);
-  const client = createClient(Health, createGrpcTransport({ baseUrl: target.url, sessionManager: sessions }));
   const started = performance.now();
+  let sessions: Http2SessionManager | undefined;
   try {
+    sessions = new Http2SessionManager(target.url);
+    const client = createClient(Health, createGrpcTransport({ baseUrl: target.url, sessionManager: sessions }));
     const res = await client.check({ service }, { timeoutMs });
     const status = HealthCheckResponse_ServingStatus[res.status] ?? `status ${res.status}`;
     if (res.status !== HealthCheckResponse_ServingStatus.SERVING) return { ok: false, kind: "unhealthy", reason: `${label} answered ${status}` };
@@ -61,7 +63,7 @@ export async function probe(target: Target, timeoutMs: number, label: string, se
     if (e.code === Code.Unavailable) return { ok: false, kind: "connect", reason: `cannot reach ${label}: ${e.rawMessage}` };
     return { ok: false, kind: "rpc", reason: `health check of ${label} failed: [${Code[e.code]}] ${e.rawMessage}` };
   } finally {
-    sessions.abort();
+    sessions?.abort();
   }
 }
 
