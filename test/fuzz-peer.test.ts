@@ -6,6 +6,7 @@
 // every case returns at once, input refused as undecodable changes no state at all (not even the
 // mailbook), and the peer never fails or moves its term or commit backwards. Issue "Hardening", item 6. FUZZ_SEED=<n> replays a run; FUZZ_CASES=<n> scales it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import * as http2 from "node:http2";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema, ProposalSchema } from "../gen/common_pb.ts";
 import { ConfChangeType, ConfChangeV2Schema, EntryType, MessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
@@ -15,9 +16,13 @@ import { encodeChainConfig } from "../src/node/chain-config.ts";
 import { EnvelopeError, parseEnvelope } from "../src/peer/envelope.ts";
 import { encodePeerId } from "../src/peer/peer-id.ts";
 import { confChangeV2ToPb } from "../src/raft/codec.ts";
+import { createGrpcServer } from "../src/rpc/server.ts";
+import { captureLog } from "./support/capture-log.ts";
 import { PeerRig } from "./support/peer-rig.ts";
 
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
+/** Cases sent through a real server over HTTP/2 (each a call, so far fewer). */
+const WIRE_CASES = Math.max(1, Math.round(CASES / 50));
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 
 // ---------------------------------------------------------------- mutations
@@ -243,3 +248,72 @@ function countBy(xs: readonly string[]): Map<string, number> {
   for (const x of xs) m.set(x, (m.get(x) ?? 0) + 1);
   return m;
 }
+
+describe(`fuzzing the gRPC framing of ProcessNetworkMsg (${WIRE_CASES} calls, FUZZ_SEED=${SEED})`, () => {
+  test("every call is answered with a status, nothing leaks, and the server keeps serving", async () => {
+    const rng = seededRng(SEED ^ 0x5a5a5a5a);
+    const int = (n: number) => Math.floor(rng() * n);
+    const handled: unknown[] = [];
+    const server = createGrpcServer({
+      port: 0,
+      maxMessageBytes: 4096,
+      log: captureLog().log,
+      handlers: { reconfigure() {}, networkMsg: (e) => handled.push(e) },
+    });
+    await server.start();
+    const session = http2.connect(`http://127.0.0.1:${server.port}`);
+    session.on("error", () => {});
+    const good = toBinary(NetworkMsgSchema, create(NetworkMsgSchema, { module: "consensus", type: "probe-resp", origin: 9n, msg: encodePeerId(42n) }));
+    const framed = (flags: number, declared: number, body: Uint8Array) => {
+      const f = new Uint8Array(5 + body.length);
+      f[0] = flags;
+      new DataView(f.buffer).setUint32(1, declared >>> 0);
+      f.set(body, 5);
+      return f;
+    };
+    const oneCase = (): Uint8Array => {
+      const body = rng() < 0.5 ? good : mutate(rng, good, [good]);
+      switch (int(6)) {
+        case 0: return framed(0, body.length, body); // well framed
+        case 1: return framed(int(256), body.length, body); // any flags (compressed without an encoding...)
+        case 2: return framed(0, body.length + int(64) - 32, body); // a length that lies
+        case 3: return framed(0, [0xffffffff, 4097, 4096, 0][int(4)]!, body); // limits and extremes
+        case 4: return concat(framed(0, body.length, body), framed(0, body.length, body)).subarray(0, int(2 * body.length + 11)); // two frames, cut anywhere
+        default: return Uint8Array.from({ length: int(40) }, () => int(256)); // noise
+      }
+    };
+    const call = (bytes: Uint8Array) =>
+      new Promise<number>((resolve) => {
+        const st = session.request({ ":method": "POST", ":path": "/network.NetworkMsgHandlerService/ProcessNetworkMsg", "content-type": "application/grpc", te: "trailers" });
+        const timer = setTimeout(() => resolve(-2), 10_000); // a hang
+        const done = (code: number) => {
+          clearTimeout(timer);
+          resolve(code);
+        };
+        const take = (h: http2.IncomingHttpHeaders) => h["grpc-status"] !== undefined && done(Number(h["grpc-status"]));
+        st.on("response", take);
+        st.on("trailers", take);
+        st.on("close", () => done(-1));
+        st.on("error", () => {});
+        st.resume();
+        st.end(bytes);
+      });
+    const codes = new Map<number, number>();
+    for (let i = 0; i < WIRE_CASES; i += 16) {
+      const batch = Array.from({ length: Math.min(16, WIRE_CASES - i) }, oneCase);
+      const results = await Promise.all(batch.map(call));
+      results.forEach((c, k) => {
+        codes.set(c, (codes.get(c) ?? 0) + 1);
+        if (c < 0) throw new Error(`call ${i + k} (FUZZ_SEED=${SEED}) got no status (${c}): ${Buffer.from(batch[k]!).toString("hex")}`);
+      });
+    }
+    console.log(`wire fuzz: ${WIRE_CASES} calls, statuses ${JSON.stringify(Object.fromEntries(codes))}, ${handled.length} envelopes handled`);
+    // Success, a refusal of the input (INVALID_ARGUMENT; UNIMPLEMENTED for a request without exactly
+    // one message) or of its size: never INTERNAL or UNKNOWN, which the network service retries.
+    expect([...codes.keys()].filter((c) => ![0, 3, 8, 12].includes(c))).toEqual([]);
+    expect(server.load).toMatchObject({ calls: 0, bytes: 0 });
+    expect(await call(framed(0, good.length, good))).toBe(0);
+    session.close();
+    await server.stop(500);
+  }, 300_000);
+});

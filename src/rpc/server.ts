@@ -307,15 +307,18 @@ function trailersOnly(res: http2.Http2ServerResponse, code: Code, message: strin
 }
 
 /**
- * Connect answers a request body that is not the method's protobuf message with INTERNAL, which
- * callers retry; it is the caller's input that is wrong, so the answer is INVALID_ARGUMENT.
+ * Connect answers a request body that is not the method's protobuf message (or a frame flagged as
+ * compressed without an encoding) with INTERNAL, which callers retry; it is the caller's input that
+ * is wrong, so the answer is INVALID_ARGUMENT.
  */
+const INPUT_ERRORS = ["parse binary", "received compressed envelope"];
+
 function withTypedParseErrors(uRes: UniversalServerResponse): UniversalServerResponse {
   const { body, trailer } = uRes;
   if (trailer === undefined || body === undefined || !(Symbol.asyncIterator in Object(body))) return uRes;
   const fix = () => {
     const message = decodeURIComponent(trailer.get("grpc-message") ?? "");
-    if (trailer.get("grpc-status") === String(Code.Internal) && message.startsWith("parse binary")) {
+    if (trailer.get("grpc-status") === String(Code.Internal) && INPUT_ERRORS.some((p) => message.startsWith(p))) {
       trailer.set("grpc-status", String(Code.InvalidArgument));
     }
   };
