@@ -15,7 +15,7 @@ export type ChainOptions = Omit<DevChainOptions, "consensusCommand">;
 /** The numbers a node's /metrics endpoint gives, by series (`name` or `name{labels}`). */
 export type Scrape = Map<string, number>;
 
-export function parseMetrics(text: string): Scrape {
+function parseMetrics(text: string): Scrape {
   const out: Scrape = new Map();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
@@ -38,8 +38,8 @@ export class E2EChain {
     this.ids = chain.nodes.map((n) => peerIdFromAddress(n.address));
   }
 
-  /** Creates the chain with the compiled binary and starts consensus on `start` (all nodes by default). */
-  static async start(opts: ChainOptions, start?: readonly number[]): Promise<E2EChain> {
+  /** Creates the chain with the compiled binary and starts consensus on every node. */
+  static async start(opts: ChainOptions): Promise<E2EChain> {
     const binary = await ensureBinary();
     // E2E_KEEP=1 keeps the work dir (configs, data, logs) for a look after the run; E2E_LOG_LEVEL
     // sets the nodes' log level (debug shows Raft's inner workings).
@@ -49,12 +49,8 @@ export class E2EChain {
       ...opts,
       consensusCommand: [binary],
     });
-    for (const i of start ?? chain.nodes.map((n) => n.index)) chain.startConsensus(i);
+    for (const n of chain.nodes) chain.startConsensus(n.index);
     return new E2EChain(chain);
-  }
-
-  get size(): number {
-    return this.chain.nodes.length;
   }
 
   all(): number[] {
@@ -63,10 +59,6 @@ export class E2EChain {
 
   running(): number[] {
     return this.all().filter((i) => this.chain.isConsensusRunning(i));
-  }
-
-  indexOfPeerHex(hex: string): number {
-    return this.ids.findIndex((id) => peerIdHex(id) === hex);
   }
 
   height(i: number): number {
@@ -133,10 +125,9 @@ export class E2EChain {
     await this.wait(() => which.every((i) => this.height(i) >= height), timeoutMs, `height ${height} on nodes ${which.join(",")}`);
   }
 
-  /** Waits until the highest chain among `which` passes `above`; resolves with the time it took. */
-  async waitAbove(above: number, which: readonly number[], timeoutMs = LONG_MS, since = performance.now()): Promise<number> {
+  /** Waits until the highest chain among `which` passes `above`. */
+  async waitAbove(above: number, which: readonly number[], timeoutMs = LONG_MS): Promise<void> {
     await this.wait(() => this.top(which) > above, timeoutMs, `a block above ${above} on nodes ${which.join(",")}`);
-    return performance.now() - since;
   }
 
   /**
@@ -224,9 +215,9 @@ export class E2EChain {
    * CommitBlock from its consensus, or through block sync. With `strict`, a committed height also
    * saw no second successful CommitBlock (no re-commit), as expected while no node restarts.
    */
-  commitViolations(strict: boolean, which: readonly number[] = this.all()): string[] {
+  commitViolations(strict: boolean): string[] {
     const problems: string[] = [];
-    for (const i of which) {
+    for (const i of this.all()) {
       const c = this.chain.node(i).controller;
       for (let h = 1; h <= c.height; h++) {
         const s = c.heightStats(h);

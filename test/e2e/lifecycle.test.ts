@@ -21,7 +21,7 @@ let e: E2EChain;
 
 beforeAll(async () => {
   e = await E2EChain.start({ nodes: 3, seed: "e2e-lifecycle", blockInterval: 0, raft: { electionTick: 60 } });
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await e?.close();

@@ -11,7 +11,7 @@ let e: E2EChain;
 
 beforeAll(async () => {
   e = await E2EChain.start({ nodes: 5, seed: "e2e-membership", validators: GENESIS, blockInterval: 0 });
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   await e?.close();

@@ -14,7 +14,7 @@ let e: E2EChain;
 beforeAll(async () => {
   e = await E2EChain.start({ nodes: 4, seed: "e2e-partition", blockInterval: 0, raft: { electionTick: 40 } });
   await e.waitHeight(5);
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   e?.chain.fabric.heal();
