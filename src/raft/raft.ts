@@ -26,6 +26,7 @@ import {
   type Message,
   MessageType,
   NONE,
+  NO_ENTRIES,
   type NodeId,
   type Snapshot,
   bytesEqual,
@@ -49,9 +50,6 @@ export interface SoftState {
   leaderId: NodeId;
   raftState: StateRole;
 }
-
-/** Entries of a message that carries none; frozen so that no one appends to the shared list. */
-const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
 
 /** Builds a message with every field present (a stable object shape keeps property access fast). */
 export function msg(to: NodeId, msgType: MessageType, from: NodeId = NONE): Message {

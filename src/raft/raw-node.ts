@@ -23,12 +23,15 @@ import {
   type Message,
   MessageType,
   NONE,
+  NO_ENTRIES,
+  NO_MESSAGES,
   type NodeId,
   type Snapshot,
   hardStateEqual,
   isLocalMsg,
   isResponseMsg,
   newEntry,
+  sharedEmptyList,
 } from "./types.ts";
 
 export interface Ready {
@@ -84,10 +87,8 @@ interface ReadyRecord {
   snapIndex: number;
 }
 
-/** Shared empty lists for the parts of a Ready that are usually empty (frozen: nobody may append to them). */
-const NO_MESSAGES: Message[] = Object.freeze([]) as unknown as Message[];
-const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
-const NO_READ_STATES: ReadState[] = Object.freeze([]) as unknown as ReadState[];
+/** Shared empty list for the read states of a Ready that has none (see sharedEmptyList). */
+const NO_READ_STATES: ReadState[] = sharedEmptyList();
 
 export class RawNode {
   readonly raft: Raft;
@@ -250,6 +251,9 @@ export class RawNode {
   }
 
   private genLightReady(): { committedEntries: Entry[]; messages: Message[] } {
+    if (NO_ENTRIES.length !== 0 || NO_MESSAGES.length !== 0 || NO_READ_STATES.length !== 0) {
+      throw new Error("a shared empty list was appended to: Ready and message lists are read-only");
+    }
     const r = this.raft;
     const max = r.maxCommittedSizePerReady;
     const committedEntries = r.raftLog.nextEntriesSince(this.commitSinceIndex, max >= Number.MAX_SAFE_INTEGER ? undefined : max) ?? NO_ENTRIES;

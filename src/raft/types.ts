@@ -75,6 +75,21 @@ export interface ConfChangeV2 {
 
 export const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
 
+/**
+ * An empty list to share wherever a message or Ready part carries nothing, saving an allocation
+ * per message. Deliberately not frozen: JSC stores a frozen array differently, and loops that see
+ * both kinds deoptimize. Nobody may append to one; RawNode.ready() checks that they stay empty.
+ */
+export function sharedEmptyList<T>(): T[] {
+  const a: T[] = [];
+  a.push(undefined as T); // gives it the storage layout of a filled array
+  a.length = 0;
+  return a;
+}
+
+export const NO_ENTRIES: Entry[] = sharedEmptyList();
+export const NO_MESSAGES: Message[] = sharedEmptyList();
+
 export function newEntry(init: Partial<Entry> = {}): Entry {
   return {
     entryType: init.entryType ?? EntryType.EntryNormal,

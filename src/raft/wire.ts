@@ -4,7 +4,7 @@
 // terms and indexes, which makes it several times faster. It only handles the regular case: for
 // anything unusual (a value outside its range, a malformed or odd encoding) it returns undefined
 // and codec.ts falls back to the generated code, which defines the behaviour (and the errors).
-import { type Entry, EMPTY_BYTES, type Message, type Snapshot } from "./types.ts";
+import { type Entry, EMPTY_BYTES, type Message, NO_ENTRIES, type Snapshot } from "./types.ts";
 
 const TWO32 = 4294967296;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -330,8 +330,6 @@ class Reader {
 /** One reader for every decode (decoding never re-enters): saves an allocation per message. */
 const reader = new Reader();
 
-/** Entries of a decoded message that carries none, shared and frozen (as the core's own messages). */
-const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
 
 /** Reads a varint into r.lo/r.hi; false if it is truncated or longer than 10 bytes. */
 function varint(r: Reader): boolean {
