@@ -270,6 +270,8 @@ describe("admission: a flood costs its sender, not the members", () => {
     for (let i = 0; i < 20_000; i++) r.transport.handleInbound({ type: "probe", origin: 0x1_0000n + BigInt(i), id: 0x6000n + BigInt(i) });
     expect(20_000 - r.transport.stats.rateLimited).toBe(500);
     expect(r.transport.mailbook.size).toBeLessThanOrEqual(r.transport.mailbook.capacity);
+    expect(r.transport.trackedOrigins.size).toBeLessThanOrEqual(r.transport.trackedOrigins.capacity);
+    expect(r.transport.trackedOrigins.size).toBeGreaterThan(1000);
   });
 
   test("a member's traffic keeps its own budget while strangers flood", async () => {

@@ -148,6 +148,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   if (metrics) {
     metrics.queue("peer_outbound", () => transport.queued, transport.maxQueued);
     metrics.queue("mailbook", () => transport.mailbook.size, transport.mailbook.capacity);
+    metrics.queue("peer_origins", () => transport.trackedOrigins.size, transport.trackedOrigins.capacity);
     metrics.queue("grpc_calls", () => server.load.calls, server.limits.calls);
     metrics.queue("grpc_request_bytes", () => server.load.bytes, server.limits.bytes);
     metrics.queue("grpc_connections", () => server.load.connections, server.limits.connections);

@@ -158,6 +158,12 @@ export class PeerTransport {
     return this.#queue.length - this.#head;
   }
 
+  /** Origins the admission and answer limits currently track, and their bound. */
+  get trackedOrigins(): { readonly size: number; readonly capacity: number } {
+    const maps = [this.#trusted, this.#untrusted, this.#answers];
+    return { size: maps.reduce((n, m) => n + m.size, 0), capacity: maps.reduce((n, m) => n + m.capacity, 0) };
+  }
+
   /** Queues a raft message for `msg.to`. Never blocks, never throws for network trouble. */
   send(msg: RaftMessage): SendOutcome {
     if (this.#closed) return "closed";
