@@ -163,18 +163,26 @@ const rate = (r: Row) => (r.workload === "w1a" ? "leader_commits_per_s" : "commi
 const fmtRate = (x: number) => (Number.isNaN(x) ? "n/a" : Math.round(x).toLocaleString("en-US"));
 const fmtUs = (p50: number, p99: number) => (Number.isNaN(p50) ? "n/a" : `${p50.toFixed(1)} / ${p99.toFixed(1)} µs`);
 
+/**
+ * ours/etcd per run (each pair ran back to back, so under the same outside load), then the median
+ * and the range of those ratios: steadier on a shared machine than a ratio of two medians.
+ */
+function pairedRatios(o: Record<string, unknown>[], e: Record<string, unknown>[], k: string): string {
+  if (e.length === 0) return "n/a | n/a";
+  const rs = o.map((x, i) => Number(x[k]) / Number(e[i][k]));
+  return `${median(rs).toFixed(2)}× | ${Math.min(...rs).toFixed(2)}–${Math.max(...rs).toFixed(2)}`;
+}
+
 console.log("");
-console.log("| workload | ours commits/s | etcd commits/s | ours/etcd | ours p50/p99 | etcd p50/p99 |");
-console.log("|---|---|---|---|---|---|");
+console.log("| workload | ours commits/s | etcd commits/s | ours/etcd | per-run range | ours p50/p99 | etcd p50/p99 |");
+console.log("|---|---|---|---|---|---|---|");
 for (const r of rows) {
   const { ours: o, etcd: e } = results.get(r.label)!;
-  const ro = med(o, rate(r));
-  const re = med(e, rate(r));
   const lat = r.workload === "w1b";
   console.log(
-    `| ${r.label} | ${fmtRate(ro)} | ${fmtRate(re)} | ${Number.isNaN(re) ? "n/a" : (ro / re).toFixed(2) + "×"} | ` +
+    `| ${r.label} | ${fmtRate(med(o, rate(r)))} | ${fmtRate(med(e, rate(r)))} | ${pairedRatios(o, e, rate(r))} | ` +
       `${lat ? fmtUs(med(o, "p50_us"), med(o, "p99_us")) : "—"} | ${lat ? fmtUs(med(e, "p50_us"), med(e, "p99_us")) : "—"} |`,
   );
 }
 console.log("");
-console.log(`medians of ${runs} interleaved run(s); raw results: ${jsonl}`);
+console.log(`${runs} interleaved run(s): commits/s and latencies are medians, ours/etcd the median of per-run ratios; raw results: ${jsonl}`);
