@@ -29,6 +29,8 @@ export class Supervisor {
   private latest: ChainConfig | undefined;
   private _peer: RaftPeer | undefined;
   private abortHeight: bigint;
+  /** The last configuration evaluated in this process listed this node as a validator. */
+  private wasValidator = false;
   private timer: Timer | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -103,7 +105,14 @@ export class Supervisor {
     const validator = validatorIndex(trigger, cfg.nodeAddress) >= 0;
     if (validator) {
       this.abortHeight = trigger.height + 2n;
+      this.wasValidator = true;
     } else {
+      // The validator height above is only as fresh as the last round (3 s: many blocks at a
+      // short interval). The exclusion happened at or before this height, and the new validators'
+      // leader proposes the next block only once this node's removal is applied: until that
+      // block, the cluster may still need this node's vote to commit the removal.
+      if (this.wasValidator && trigger.height + 1n > this.abortHeight) this.abortHeight = trigger.height + 1n;
+      this.wasValidator = false;
       if (this._peer !== undefined || trigger.height < this.abortHeight) log.info("I'm not in the validators list", { height: trigger.height, abort_height: this.abortHeight });
       if (this.abortHeight > storage.abortHeight()) storage.setAbortHeight(this.abortHeight);
     }

@@ -129,4 +129,23 @@ describe("supervisor", () => {
     await again.sup.stop(0);
     again.storage.close();
   });
+
+  test("a removal seen many blocks after the last round still waits for the next block (rounds are 3 s apart)", async () => {
+    const t = setup();
+    t.sup.start();
+    t.sup.onReconfigure(cfg(100n, [ME, OTHER]));
+    await waitUntil(() => t.peers.length === 1, "a peer");
+    const peer = t.peers[0];
+    // Between two rounds the chain went on to 110, and the block at 110 removed this node: the
+    // window from height 100 (ends at 102) would abort the peer before the removal is committed.
+    peer.config = cfg(110n, [OTHER]);
+    (t.sup as unknown as { kick(): void }).kick();
+    await waitUntil(() => t.storage.abortHeight() === 111n, "the persisted abort height");
+    expect(peer.stopped).toBe(0);
+    peer.config = cfg(111n, [OTHER]);
+    (t.sup as unknown as { kick(): void }).kick();
+    await waitUntil(() => peer.stopped === 1, "the peer aborted once the next block is in");
+    await t.sup.stop(0);
+    t.storage.close();
+  });
 });
