@@ -22,7 +22,7 @@ export function serviceConfig(over: Partial<Config> & Pick<Config, "grpcListenPo
     checkQuorum: false,
     preVote: true,
     // Never the working directory: each service under test gets its own data dir.
-    raftDataPath: mkdtempSync(join(tmpdir(), "consensus-raft-")),
+    raftDataPath: over.raftDataPath ?? mkdtempSync(join(tmpdir(), "consensus-raft-")),
     enableMetrics: false,
     metricsPort: 60001,
     metricsBuckets: [0.25, 0.5, 1],
