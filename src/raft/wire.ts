@@ -563,6 +563,8 @@ function readSnapshot(r: Reader): Snapshot {
 
 /** Decodes eraftpb.Message bytes, or returns undefined for anything the generated code should judge. */
 export function fastDecodeMessage(buf: Uint8Array): Message | undefined {
+  // Buffer#slice is a view, not a copy: read a Buffer through a plain Uint8Array over its bytes.
+  if (buf.constructor !== Uint8Array) buf = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   const r = reader;
   r.buf = buf;
   r.pos = 0;

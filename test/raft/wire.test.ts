@@ -120,6 +120,17 @@ describe("hand-written eraftpb.Message codec", () => {
     }
   });
 
+  test("bytes fields are plain copies even when the input is a Buffer (whose slice is a view)", () => {
+    const m = { ...slowDecode(slowEncode({ msgType: 3, to: 2n, from: 1n, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, commitTerm: 0, snapshot: undefined, requestSnapshot: 0, reject: false, rejectHint: 0, context: new Uint8Array([5]), priority: 0 })) };
+    m.entries = [{ entryType: 0, term: 1, index: 1, data: new Uint8Array([7, 7, 7]), context: new Uint8Array(0) }];
+    const wire = Buffer.from(encodeMessage(m));
+    const d = fastDecodeMessage(wire)!;
+    wire.fill(0);
+    expect(Array.from(d.entries[0].data)).toEqual([7, 7, 7]);
+    expect(Array.from(d.context)).toEqual([5]);
+    expect(d.entries[0].data.constructor).toBe(Uint8Array);
+  });
+
   test("unknown fields are skipped and unpacked ConfState ids are accepted, as protobuf requires", () => {
     // MsgSnapshot to=2, snapshot{metadata{conf_state{voters 1 (unpacked), voters 3 (unpacked), field 9 varint}, index 5}},
     // then unknown fields 20 (varint), 21 (bytes), 22 (fixed64), 23 (fixed32).
