@@ -22,6 +22,8 @@ export interface CommitterHost {
   applied(index: number, config?: ChainConfig): void;
   /** Applies a committed conf change to Raft and records it as applied at `index`. */
   appliedConfChange(index: number, cc: ConfChangeV2 | undefined): void;
+  /** Committed entries [lo, hi) read back from storage (the queue holds only a bounded window). */
+  readEntries(lo: number, hi: number): Entry[];
   /** A block was committed by the controller (for metrics and the proposer). */
   blockCommitted(height: bigint, waitedMs: number): void;
   /** Applying failed in a way that cannot be retried (storage): the node must stop. */
@@ -31,6 +33,11 @@ export interface CommitterHost {
 /** Deadlines of controller calls. CommitBlock executes the block, so it gets longer. */
 export const CHECK_TIMEOUT_MS = 10_000;
 export const COMMIT_TIMEOUT_MS = 30_000;
+/**
+ * Committed entries held in memory for the controller at most. While the controller is slow or
+ * down, the rest stays in storage (where Raft keeps it until applied) and is read back in order.
+ */
+export const MAX_QUEUED_ENTRIES = 256;
 
 export class Committer {
   private queue: Entry[] = [];
@@ -39,8 +46,10 @@ export class Committer {
   /** Bumped when the queue is reset under a running apply (snapshot installed): its result is void. */
   private epoch = 0;
   private abort = new AbortController();
-  /** Index of the last entry accepted into the queue. */
+  /** Index of the last entry taken into the queue. */
   private lastQueued: number;
+  /** Highest committed index handed to the committer (entries above lastQueued wait in storage). */
+  private highestCommitted: number;
   private failing = false;
 
   constructor(
@@ -48,18 +57,27 @@ export class Committer {
     lastApplied: number,
   ) {
     this.lastQueued = lastApplied;
+    this.highestCommitted = lastApplied;
   }
 
-  /** Number of committed entries waiting for the controller. */
+  /** Number of committed entries waiting for the controller (in memory or still in storage). */
   get backlog(): number {
+    return this.queue.length + (this.highestCommitted - this.lastQueued);
+  }
+
+  /** Entries held in memory right now (at most MAX_QUEUED_ENTRIES). */
+  get queued(): number {
     return this.queue.length;
   }
 
   enqueue(ents: readonly Entry[]): void {
     for (const e of ents) {
-      if (e.index <= this.lastQueued) continue;
-      this.queue.push(e);
-      this.lastQueued = e.index;
+      if (e.index <= this.highestCommitted) continue;
+      this.highestCommitted = e.index;
+      if (this.queue.length < MAX_QUEUED_ENTRIES && e.index === this.lastQueued + 1) {
+        this.queue.push(e);
+        this.lastQueued = e.index;
+      }
     }
     if (this.queue.length > 0) void this.run();
   }
@@ -69,9 +87,21 @@ export class Committer {
     this.epoch++;
     this.queue = this.queue.filter((e) => e.index > index);
     if (index > this.lastQueued) this.lastQueued = index;
+    if (index > this.highestCommitted) this.highestCommitted = index;
     this.abort.abort(new Error("superseded by a snapshot"));
     this.abort = new AbortController();
+    this.refill();
     if (this.queue.length > 0) void this.run();
+  }
+
+  /** Reads the next committed entries back from storage once the queue has room again. */
+  private refill(): void {
+    if (this.lastQueued >= this.highestCommitted || this.queue.length > MAX_QUEUED_ENTRIES / 2) return;
+    const hi = Math.min(this.highestCommitted, this.lastQueued + MAX_QUEUED_ENTRIES - this.queue.length);
+    for (const e of this.host.readEntries(this.lastQueued + 1, hi + 1)) {
+      this.queue.push(e);
+      this.lastQueued = e.index;
+    }
   }
 
   stop(): void {
@@ -93,6 +123,7 @@ export class Committer {
           throw err;
         }
         if (this.epoch === epoch && this.queue[0] === e) this.queue.shift();
+        this.refill();
       }
     } catch (err) {
       this.host.fatal(err);

@@ -96,7 +96,10 @@ export interface PeerStatus {
   lastIndex: number;
   height: bigint;
   voters: NodeId[];
+  /** Committed entries waiting for the controller (in memory or still in storage). */
   committerBacklog: number;
+  /** Of those, entries held in memory (bounded). */
+  committerQueued: number;
 }
 
 function sameValidators(a: ChainConfig, b: ChainConfig): boolean {
@@ -180,6 +183,8 @@ export class RaftPeer {
         maxSizePerMsg: 1 << 20,
         maxInflightMsgs: 256,
         maxUncommittedSize: 64 << 20,
+        // Only the leader proposes; peers drop forwarded proposals (see receive()).
+        disableProposalForwarding: true,
         random: (n) => Math.floor(Math.random() * n),
         logger: raftLogger(this.log),
       },
@@ -192,6 +197,7 @@ export class RaftPeer {
         chainConfig: () => this.config,
         applied: (index, config) => this.applied(index, config),
         appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
+        readEntries: (lo, hi) => storage.entries(lo, hi),
         blockCommitted: (height, waited) => {
           this.proposer.blockApplied(height);
           deps.events?.blockCommitted?.(height, waited);
@@ -289,6 +295,7 @@ export class RaftPeer {
       height: this.config.height,
       voters: st.confState.voters,
       committerBacklog: this.committer.backlog,
+      committerQueued: this.committer.queued,
     };
   }
 

@@ -14,6 +14,7 @@ import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
 import { registerNetworkMsgHandler } from "../rpc/registration.ts";
 import { createGrpcServer } from "../rpc/server.ts";
 import { SqliteStorage } from "../storage/sqlite.ts";
+import { MAX_QUEUED_ENTRIES } from "./committer.ts";
 import { RaftPeer } from "./raft-peer.ts";
 import { Supervisor } from "./supervisor.ts";
 
@@ -152,6 +153,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     metrics.queue("grpc_calls", () => server.load.calls, server.limits.calls);
     metrics.queue("grpc_request_bytes", () => server.load.bytes, server.limits.bytes);
     metrics.queue("grpc_connections", () => server.load.connections, server.limits.connections);
+    metrics.queue("commit_entries", () => supervisor.peer?.status().committerQueued ?? 0, MAX_QUEUED_ENTRIES);
   }
 
   let metricsServer: MetricsServer | undefined;

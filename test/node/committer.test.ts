@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { ProposalSchema } from "../../gen/common_pb.ts";
 import { type ChainConfig, emptyChainConfig, encodeProposal } from "../../src/node/chain-config.ts";
-import { Committer, type CommitterHost } from "../../src/node/committer.ts";
+import { Committer, type CommitterHost, MAX_QUEUED_ENTRIES } from "../../src/node/committer.ts";
 import { encodeConfChangeV2 } from "../../src/raft/codec.ts";
 import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry } from "../../src/raft/types.ts";
 import { captureLog } from "../support/capture-log.ts";
@@ -20,6 +20,8 @@ function setup(startHeight = 0n) {
   const applied: { index: number; height?: bigint; cc?: ConfChangeV2 | null }[] = [];
   const cap = captureLog();
   const fatal: unknown[] = [];
+  /** What storage would hold: every committed entry handed over. */
+  const stored = new Map<number, Entry>();
   const host: CommitterHost = {
     log: cap.log,
     controller,
@@ -33,14 +35,20 @@ function setup(startHeight = 0n) {
     },
     blockCommitted() {},
     fatal: (e) => fatal.push(e),
+    readEntries: (lo, hi) => Array.from({ length: hi - lo }, (_, i) => stored.get(lo + i)!),
   };
-  return { controller, applied, committer: new Committer(host, 0), cap, fatal, config: () => config };
+  const committer = new Committer(host, 0);
+  const enqueue = (ents: Entry[]) => {
+    for (const e of ents) stored.set(e.index, e);
+    committer.enqueue(ents);
+  };
+  return { controller, applied, committer, enqueue, cap, fatal, config: () => config };
 }
 
 describe("commit pipeline", () => {
   test("blocks are checked then committed in order, each applied with the configuration the controller returned", async () => {
     const t = setup();
-    t.committer.enqueue([block(1, 1n), block(2, 2n), block(3, 3n)]);
+    t.enqueue([block(1, 1n), block(2, 2n), block(3, 3n)]);
     await waitUntil(() => t.applied.length === 3, "three applies");
     expect(t.applied.map((a) => [a.index, a.height])).toEqual([[1, 1n], [2, 2n], [3, 3n]]);
     expect(t.controller.calls.map((c) => `${c.method}:${c.height}`)).toEqual([
@@ -52,7 +60,7 @@ describe("commit pipeline", () => {
   test("a controller that is down or behind is retried until it accepts the block, which is committed once", async () => {
     const t = setup();
     t.controller.plan.check = ["unavailable", 128, "unavailable"];
-    t.committer.enqueue([block(1, 1n)]);
+    t.enqueue([block(1, 1n)]);
     await waitUntil(() => t.applied.length === 1, "the apply", 10_000);
     expect(t.controller.count("CheckProposal")).toBe(4);
     expect(t.controller.committed).toEqual([1n]);
@@ -62,7 +70,7 @@ describe("commit pipeline", () => {
   test("a failed CommitBlock is retried (the Rust service dropped the block)", async () => {
     const t = setup();
     t.controller.plan.commit = [130];
-    t.committer.enqueue([block(1, 1n)]);
+    t.enqueue([block(1, 1n)]);
     await waitUntil(() => t.applied.length === 1, "the apply");
     expect(t.controller.count("CommitBlock")).toBe(2);
     expect(t.controller.committed).toEqual([1n]);
@@ -71,7 +79,7 @@ describe("commit pipeline", () => {
   test("a height the controller already has (ProposalTooLow) is confirmed by an idempotent CommitBlock", async () => {
     const t = setup();
     t.controller.height = 5n; // the controller synced ahead of consensus
-    t.committer.enqueue([block(1, 3n)]);
+    t.enqueue([block(1, 3n)]);
     await waitUntil(() => t.applied.length === 1, "the apply");
     expect(t.controller.committed).toEqual([]);
     expect(t.applied[0].height).toBe(3n);
@@ -79,7 +87,7 @@ describe("commit pipeline", () => {
 
   test("blocks at or below the applied height, empty entries and undecodable data need no controller", async () => {
     const t = setup(4n);
-    t.committer.enqueue([block(1, 3n), newEntry({ index: 2, term: 2 }), newEntry({ index: 3, term: 2, data: new Uint8Array([0xff, 0xff]) })]);
+    t.enqueue([block(1, 3n), newEntry({ index: 2, term: 2 }), newEntry({ index: 3, term: 2, data: new Uint8Array([0xff, 0xff]) })]);
     await waitUntil(() => t.applied.length === 3, "three applies");
     expect(t.controller.calls).toEqual([]);
     expect(t.cap.has("committed entry is not a Proposal; skipping it")).toBe(true);
@@ -88,7 +96,7 @@ describe("commit pipeline", () => {
   test("conf changes are handed to Raft in log order, between blocks", async () => {
     const t = setup();
     const cc: ConfChangeV2 = { transition: ConfChangeTransition.Auto, changes: [{ changeType: ConfChangeType.AddNode, nodeId: 9n }], context: new Uint8Array() };
-    t.committer.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) }), block(3, 2n)]);
+    t.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) }), block(3, 2n)]);
     await waitUntil(() => t.applied.length === 3, "three applies");
     expect(t.applied.map((a) => a.index)).toEqual([1, 2, 3]);
     expect(t.applied[1].cc?.changes[0].nodeId).toBe(9n);
@@ -96,16 +104,30 @@ describe("commit pipeline", () => {
 
   test("entries already queued are not queued twice (after a restart or a repeated Ready)", async () => {
     const t = setup();
-    t.committer.enqueue([block(1, 1n)]);
-    t.committer.enqueue([block(1, 1n), block(2, 2n)]);
+    t.enqueue([block(1, 1n)]);
+    t.enqueue([block(1, 1n), block(2, 2n)]);
     await waitUntil(() => t.applied.length === 2, "two applies");
     expect(t.controller.committed).toEqual([1n, 2n]);
+  });
+
+  test("while the controller hangs, at most a bounded window of entries is held; the rest follows in order", async () => {
+    const t = setup();
+    t.controller.plan.check = ["hang"];
+    const n = MAX_QUEUED_ENTRIES * 3;
+    for (let i = 1; i <= n; i++) t.enqueue([block(i, BigInt(i))]);
+    expect(t.committer.queued).toBeLessThanOrEqual(MAX_QUEUED_ENTRIES);
+    expect(t.committer.backlog).toBe(n);
+    t.committer.resetTo(0); // cancels the hung call (as a snapshot would), nothing is covered
+    await waitUntil(() => t.applied.length === n, "every block applied", 20_000);
+    expect(t.applied.map((a) => a.index)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    expect(t.controller.committed).toHaveLength(n);
+    expect(t.committer.backlog).toBe(0);
   });
 
   test("a snapshot installed meanwhile voids the block in flight and the queue it covers", async () => {
     const t = setup();
     t.controller.plan.check = ["hang"];
-    t.committer.enqueue([block(1, 1n), block(2, 2n), block(3, 3n)]);
+    t.enqueue([block(1, 1n), block(2, 2n), block(3, 3n)]);
     await waitUntil(() => t.controller.count("CheckProposal") === 1, "the first check");
     t.controller.height = 2n; // the snapshot's configuration: the controller syncs the rest itself
     t.committer.resetTo(2);
