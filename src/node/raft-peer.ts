@@ -108,13 +108,15 @@ function sameValidators(a: ChainConfig, b: ChainConfig): boolean {
   return x.length === y.length && x.every((id, i) => id === y[i]);
 }
 
-function raftLogger(log: ConsolaInstance): RaftLogger {
+function raftLogger(log: ConsolaInstance, now: () => number): RaftLogger {
   const f = (fields?: Record<string, unknown>) => (fields ? [fields] : []);
+  // Warnings and errors of the core can be triggered by peers' messages: rate-limit them.
+  const limited = new LogLimiter(log, now);
   return {
     debug: (m, x) => log.debug(m, ...f(x)),
     info: (m, x) => log.info(m, ...f(x)),
-    warn: (m, x) => log.warn(m, ...f(x)),
-    error: (m, x) => log.error(m, ...f(x)),
+    warn: (m, x) => limited.warn(m, x),
+    error: (m, x) => limited.error(m, x),
   };
 }
 
@@ -186,7 +188,7 @@ export class RaftPeer {
         // Only the leader proposes; peers drop forwarded proposals (see receive()).
         disableProposalForwarding: true,
         random: (n) => Math.floor(Math.random() * n),
-        logger: raftLogger(this.log),
+        logger: raftLogger(this.log, this.now),
       },
       storage,
     );

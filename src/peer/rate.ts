@@ -73,6 +73,14 @@ export class LogLimiter {
   ) {}
 
   warn(message: string, fields: Record<string, unknown> = {}): void {
+    this.emit("warn", message, fields);
+  }
+
+  error(message: string, fields: Record<string, unknown> = {}): void {
+    this.emit("error", message, fields);
+  }
+
+  private emit(level: "warn" | "error", message: string, fields: Record<string, unknown>): void {
     const t = this.now();
     let slot = this.#slots.get(message);
     // Keys are the fixed messages of the code, so this map stays small.
@@ -87,10 +95,10 @@ export class LogLimiter {
     }
     slot.count++;
     if (slot.suppressed > 0) {
-      this.log.warn(message, { ...fields, suppressed: slot.suppressed });
+      this.log[level](message, { ...fields, suppressed: slot.suppressed });
       slot.suppressed = 0;
     } else {
-      this.log.warn(message, fields);
+      this.log[level](message, fields);
     }
   }
 }

@@ -469,7 +469,7 @@ export class Raft {
   reduceUncommittedSize(ents: Entry[]): void {
     if (this.state !== StateRole.Leader) return;
     if (!this.uncommitted.maybeReduce(ents)) {
-      this.logger.debug("try to reduce uncommitted size less than 0, first index of pending ents is " + (ents[0]?.index ?? 0), { raft_id: this.id });
+      this.logger.debug("try to reduce uncommitted size less than 0", { raft_id: this.id, first_index: ents[0]?.index ?? 0 });
     }
   }
 
@@ -676,7 +676,7 @@ export class Raft {
     const lastCommit = this.raftLog.committed;
     if (m.commit <= lastCommit || this.state === StateRole.Leader) return;
     if (!this.raftLog.maybeCommit(m.commit, m.commitTerm)) return;
-    this.logger.info("[commit: " + this.raftLog.committed + "] fast-forwarded commit to vote request", { raft_id: this.id });
+    this.logger.info("fast-forwarded commit to vote request", { raft_id: this.id, commit: this.raftLog.committed });
     if (this.state !== StateRole.Candidate && this.state !== StateRole.PreCandidate) return;
     // An election must not span a configuration change: step down if one became committed.
     if (this.hasUnappliedConfChanges(lastCommit + 1, this.raftLog.committed + 1)) this.becomeFollower(this.term, NONE);
