@@ -4,7 +4,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as pb from "../../gen/eraftpb_pb.ts";
 import type { ConfChangeV2, ConfState, Entry, HardState, Message, Snapshot } from "./types.ts";
-import { fastDecodeMessage, fastEncodeMessage } from "./wire.ts";
 
 export class CodecError extends Error {
   constructor(message: string) {
@@ -172,10 +171,9 @@ export function confChangeV2FromPb(cc: pb.ConfChangeV2): ConfChangeV2 {
 
 // ---- bytes ----
 
-// Messages take the hand-written fast path (wire.ts); the generated code handles what it declines.
-export const encodeMessage = (m: Message): Uint8Array => fastEncodeMessage(m) ?? toBinary(pb.MessageSchema, messageToPb(m));
+export const encodeMessage = (m: Message): Uint8Array => toBinary(pb.MessageSchema, messageToPb(m));
 export const decodeMessage = (b: Uint8Array): Message =>
-  fastDecodeMessage(b) ?? decodeWith("raft message", () => messageFromPb(fromBinary(pb.MessageSchema, b)));
+  decodeWith("raft message", () => messageFromPb(fromBinary(pb.MessageSchema, b)));
 
 export const encodeEntry = (e: Entry): Uint8Array => toBinary(pb.EntrySchema, entryToPb(e));
 export const decodeEntry = (b: Uint8Array): Entry => decodeWith("entry", () => entryFromPb(fromBinary(pb.EntrySchema, b)));
