@@ -6,7 +6,7 @@ import type { Database, Statement } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import path from "node:path";
 import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } from "../raft/codec.ts";
-import { type RaftState, type Storage, StorageError, cloneConfState, limitSize } from "../raft/storage.ts";
+import { type RaftState, type Storage, StorageError, cloneConfState, fitCount } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
 import { NONE, isEmptySnapshot } from "../raft/types.ts";
 import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
@@ -146,7 +146,9 @@ export class SqliteStorage implements Storage {
     const first = this.firstIndex();
     if (lo < first) throw new StorageError("Compacted", `entries(${lo}) < first index ${first}`);
     if (hi > this.lastIndex() + 1) throw new Error(`entries hi ${hi} is out of bound, last index ${this.lastIndex()}`);
-    return limitSize(this.s.entries.slice(lo - first, hi - first), maxSize);
+    // Cut at the size limit before copying (appends read from next_index to the end of the log).
+    const from = lo - first;
+    return this.s.entries.slice(from, from + fitCount(this.s.entries, from, hi - first, maxSize));
   }
 
   /** A snapshot of the state machine at the applied index (never older than `requestIndex`). */
