@@ -139,6 +139,7 @@ export class RaftPeer {
   private confChangeInFlight = false;
   /** This leader asked a peer to take over before removing itself. */
   private selfRemovalTransfer = false;
+  private readonly limitedLog: LogLimiter;
   private readonly now: () => number;
   private appliedSinceCompaction = 0;
   private validatorsOf: ChainConfig | undefined;
@@ -152,6 +153,7 @@ export class RaftPeer {
     const { storage, cfg, selfId } = deps;
     this.log = deps.log;
     this.now = deps.now ?? (() => performance.now());
+    this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
     const stored = tryDecodeChainConfig(storage.stateMachine());
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
@@ -615,7 +617,8 @@ export class RaftPeer {
     }
     const target = this.pickTransferee(true);
     if (target === undefined) {
-      this.log.warn("finding a qualified transferee", { reason });
+      // Retried on every tick until a follower catches up: warn once in a while, not every tick.
+      this.limitedLog.warn("finding a qualified transferee", { reason });
       return false;
     }
     this.log.info("transferring leadership", { to: peerIdHex(target), reason });
