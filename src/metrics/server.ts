@@ -2,6 +2,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { ConsolaInstance } from "consola";
+import { describeListenError } from "../rpc/server.ts";
 import type { ConsensusMetrics } from "./metrics.ts";
 
 const HINT =
@@ -27,7 +28,7 @@ export function startMetricsServer(metrics: ConsensusMetrics, port: number, host
   const address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   return new Promise((resolve, reject) => {
     server.once("error", (e: NodeJS.ErrnoException) => {
-      const why = e.code === "EADDRINUSE" ? "address already in use" : e.code === "EACCES" ? "permission denied" : e.message;
+      const why = describeListenError(e);
       reject(new Error(`cannot listen for metrics on ${address}: ${why}`));
     });
     server.listen(port, host, () => {

@@ -329,7 +329,8 @@ function withTypedParseErrors(uRes: UniversalServerResponse): UniversalServerRes
   return { ...uRes, body: fixed() };
 }
 
-function describeListenError(e: unknown): string {
+/** A bind failure in words (shared with the metrics endpoint). */
+export function describeListenError(e: unknown): string {
   switch ((e as NodeJS.ErrnoException).code) {
     case "EADDRINUSE":
       return "address already in use";
