@@ -140,6 +140,8 @@ export class RaftPeer {
   /** This leader asked a peer to take over before removing itself. */
   private selfRemovalTransfer = false;
   private readonly limitedLog: LogLimiter;
+  /** Ticks a freshly bootstrapped node (chain height > 0) waits for a leader before campaigning. */
+  private holdOffTicks = 0;
   private readonly now: () => number;
   private appliedSinceCompaction = 0;
   private validatorsOf: ChainConfig | undefined;
@@ -169,8 +171,23 @@ export class RaftPeer {
       const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: validatorIds(trigger) }));
       storage.persist({ snapshot: snap });
       this.config = decodeChainConfig(snap.data);
-      wantsCampaign = position === 0;
-      this.log.info("bootstrapped raft storage", { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, voters: trigger.validators.length, campaign: wantsCampaign });
+      if (trigger.height === 0n) {
+        wantsCampaign = position === 0;
+      } else {
+        // A fresh store at a non-zero height is a node joining (or rejoining) a running chain.
+        // Fresh nodes can be a majority of the bootstrap configuration, and electing one of them
+        // before the real leader reaches them would start a second history. Wait to hear from a
+        // leader; only if none appears (every store was wiped) do elections start, the first
+        // listed validator earliest.
+        this.holdOffTicks = (position === 0 ? 2 : 4) * cfg.electionTick;
+      }
+      this.log.info("bootstrapped raft storage", {
+        index: BOOTSTRAP_INDEX,
+        term: BOOTSTRAP_TERM,
+        voters: trigger.validators.length,
+        campaign: wantsCampaign,
+        wait_for_leader_ticks: this.holdOffTicks,
+      });
     } else if (position < 0) {
       this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
     }
@@ -366,7 +383,13 @@ export class RaftPeer {
 
   private onTick(): void {
     if (this.stopped) return;
-    this.node.tick();
+    if (this.holdOffTicks > 0 && this.leader === NONE) {
+      // Freshly bootstrapped: the election clock does not run until a leader is heard or the wait ends.
+      if (--this.holdOffTicks === 0) this.log.info("no leader heard from since bootstrap; elections may start");
+    } else {
+      this.holdOffTicks = 0;
+      this.node.tick();
+    }
     this.proposer.poll();
     this.maybeProposeConfChange();
     this.schedule();
