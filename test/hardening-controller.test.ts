@@ -6,19 +6,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { DevChain } from "../src/devchain/chain.ts";
 import { ensureBinary } from "./support/binary.ts";
+import { rssMiB, scrapeNode, waitForLeader } from "./support/chain-metrics.ts";
 import { waitUntil } from "./support/wait-until.ts";
 
 const HANG_MS = 30_000;
-
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const cut = line.lastIndexOf(" ");
-    out.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return out;
-}
 
 describe("a controller that stops answering for 30 seconds", () => {
   let chain: DevChain;
@@ -33,23 +24,12 @@ describe("a controller that stops answering for 30 seconds", () => {
     await chain?.close();
   });
 
-  async function scrape(i: number): Promise<Map<string, number>> {
-    return parseMetrics(await (await fetch(`http://127.0.0.1:${chain.node(i).ports.metrics}/metrics`)).text());
-  }
+  const scrape = (i: number) => scrapeNode(chain, i);
 
   test("under the leader: no pile-up of calls or memory, the chain goes on, and the node catches up in order", async () => {
     await chain.waitForHeight(3, 90_000);
-    let hung = -1;
-    await waitUntil(
-      async () => {
-        for (const n of chain.nodes) if ((await scrape(n.index)).get("consensus_is_leader") === 1) hung = n.index;
-        return hung >= 0;
-      },
-      "a leader",
-      60_000,
-      200,
-    );
-    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pids[hung]}/status`, "utf8"))![1]) / 1024;
+    const hung = await waitForLeader(chain);
+    const rss = () => rssMiB(pids[hung]);
     const controller = chain.node(hung).controller;
     const others = chain.nodes.filter((n) => n.index !== hung).map((n) => n.index);
     const calls = () => Object.values(controller.callCounts).reduce((a, b) => a + b, 0);

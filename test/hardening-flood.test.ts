@@ -9,8 +9,8 @@ import { readFileSync } from "node:fs";
 import { DevChain } from "../src/devchain/chain.ts";
 import { peerIdFromAddress } from "../src/peer/peer-id.ts";
 import { ensureBinary, ROOT } from "./support/binary.ts";
+import { rssMiB, scrapeNode, waitForLeader } from "./support/chain-metrics.ts";
 import { GrpcJsClient } from "./support/grpc-js-client.ts";
-import { waitUntil } from "./support/wait-until.ts";
 
 /** FLOOD_SECONDS=<n> floods longer (memory plateaus: 40 s peaked within 3 MiB of 10 s). */
 const FLOOD_SECONDS = Number(process.env.FLOOD_SECONDS ?? 10);
@@ -73,17 +73,6 @@ interface FloodResult {
   slowestMs: number;
 }
 
-/** Prometheus text -> series -> value. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const cut = line.lastIndexOf(" ");
-    out.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return out;
-}
-
 describe("a 10-second ProcessNetworkMsg flood against the leader of a running chain", () => {
   let chain: DevChain;
   const pids: number[] = [];
@@ -103,24 +92,13 @@ describe("a 10-second ProcessNetworkMsg flood against the leader of a running ch
     await chain?.close();
   });
 
-  async function scrape(i: number): Promise<Map<string, number>> {
-    return parseMetrics(await (await fetch(`http://127.0.0.1:${chain.node(i).ports.metrics}/metrics`)).text());
-  }
+  const scrape = (i: number) => scrapeNode(chain, i);
 
   test("memory stays bounded, the excess is refused or dropped and counted, and blocks keep being committed", async () => {
     await chain.waitForHeight(3, 90_000);
-    let leader = -1;
-    await waitUntil(
-      async () => {
-        for (const n of chain.nodes) if ((await scrape(n.index)).get("consensus_is_leader") === 1) leader = n.index;
-        return leader >= 0;
-      },
-      "a leader",
-      60_000,
-      200,
-    );
+    const leader = await waitForLeader(chain);
     const pid = pids[leader]!;
-    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+    const rss = () => rssMiB(pid);
     const other = chain.nodes.find((n) => n.index !== leader)!;
 
     const flood = {

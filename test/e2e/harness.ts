@@ -5,6 +5,7 @@ import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { DevChain, type DevChainOptions } from "../../src/devchain/chain.ts";
 import { peerIdFromAddress, peerIdHex } from "../../src/peer/peer-id.ts";
 import { ensureBinary } from "../support/binary.ts";
+import { parseMetrics, type Scrape } from "../support/chain-metrics.ts";
 import { GrpcJsClient } from "../support/grpc-js-client.ts";
 
 /** Deadline for conditions that should hold within seconds on an idle machine (the CI box is not idle). */
@@ -12,18 +13,7 @@ export const LONG_MS = 60_000;
 
 export type ChainOptions = Omit<DevChainOptions, "consensusCommand">;
 
-/** The numbers a node's /metrics endpoint gives, by series (`name` or `name{labels}`). */
-export type Scrape = Map<string, number>;
-
-function parseMetrics(text: string): Scrape {
-  const out: Scrape = new Map();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const cut = line.lastIndexOf(" ");
-    out.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return out;
-}
+export type { Scrape };
 
 export interface LeaderView {
   readonly index: number;
