@@ -203,22 +203,7 @@ export class Network {
 
   /** Delivers messages and every message they cause, breadth-first, until the network is quiet. */
   send(msgs: Message[]): void {
-    let queue = msgs;
-    while (queue.length > 0) {
-      const next: Message[] = [];
-      for (const msg of queue) {
-        const p = this.peers.get(msg.to);
-        if (p === undefined) continue;
-        try {
-          p.step(msg);
-        } catch (e) {
-          if (!(e instanceof Error && e.name === "RaftError")) throw e;
-        }
-        p.persist();
-        next.push(...this.filter(p.readMessages()));
-      }
-      queue = next;
-    }
+    for (let queue = msgs; queue.length > 0; ) queue = this.dispatch(queue);
   }
 
   /** Delivers only `msgs` (one hop, like `send` without filtering them) and returns the filtered messages they cause, undelivered. */
