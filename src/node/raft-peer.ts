@@ -71,7 +71,6 @@ export interface PeerEvents {
   blockCommitted?(height: bigint, waitedMs: number): void;
   proposed?(height: bigint): void;
   leaderTransfer?(to: NodeId, reason: string): void;
-  campaign?(): void;
 }
 
 export interface RaftPeerDeps {
@@ -135,8 +134,6 @@ export class RaftPeer {
   private unreachable = new Set<NodeId>();
   private snapshotsSent: NodeId[] = [];
   private roleWaiters: Array<() => void> = [];
-  /** A conf change this leader proposed and has not seen applied yet. */
-  private confChangeInFlight = false;
   /** This leader asked a peer to take over before removing itself. */
   private selfRemovalTransfer = false;
   private readonly limitedLog: LogLimiter;
@@ -240,7 +237,6 @@ export class RaftPeer {
     if (wantsCampaign) {
       this.log.info("start campaign ...");
       this.node.campaign();
-      deps.events?.campaign?.();
     }
   }
 
@@ -487,7 +483,6 @@ export class RaftPeer {
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
       this.log.info("became leader", { term });
-      this.confChangeInFlight = false;
       this.selfRemovalTransfer = false;
       this.proposer.start();
       this.maybeProposeConfChange();
@@ -531,7 +526,6 @@ export class RaftPeer {
     }
     this.deps.storage.apply(index, cs ? { confState: cs } : {});
     this.node.advanceApplyTo(index);
-    this.confChangeInFlight = false;
     this.maybeProposeConfChange();
     this.schedule();
   }
@@ -559,7 +553,7 @@ export class RaftPeer {
 
   private canProposeBlock(): boolean {
     // Blocks wait while membership changes: the validator set of a block must be settled.
-    return this.isLeader() && !this.node.raft.hasPendingConf() && !this.confChangeInFlight && this.wantedConfChange() === undefined;
+    return this.isLeader() && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
   }
 
   private proposeBlock(p: Proposal): boolean {
@@ -582,7 +576,8 @@ export class RaftPeer {
   }
 
   private maybeProposeConfChange(): void {
-    if (!this.isLeader() || this.confChangeInFlight || this.node.raft.hasPendingConf()) return;
+    // Raft's pending-conf index covers a change proposed and not yet applied (also one a new leader may have inherited).
+    if (!this.isLeader() || this.node.raft.hasPendingConf()) return;
     const cc = this.wantedConfChange();
     if (cc === undefined) return;
     if (removesNode(cc, this.deps.selfId)) {
@@ -597,7 +592,6 @@ export class RaftPeer {
       this.log.warn("conf change dropped by raft", { change: describeConfChange(cc), reason: e.message });
       return;
     }
-    this.confChangeInFlight = true;
     this.log.info("pending conf change proposed", { change: describeConfChange(cc) });
     this.schedule();
   }
