@@ -258,7 +258,15 @@ describe("a 3-node chain of compiled binaries", () => {
 
   test("every data dir wiped at a non-zero height (cloud-op rollback --clean): the chain resumes", async () => {
     await e.leader(e.all());
+    // The operator procedure: the chain is stopped at one height (cloud-op rolls every controller
+    // back to the same block) before the consensus data is deleted. With no Raft state left, a
+    // controller a block behind the others would propose a second block at a height they have.
+    // A slow block interval leaves a quiet window in which every controller has the same height.
+    const slowFrom = e.chain.setBlockInterval(3);
+    await e.waitHeight(slowFrom + 1);
+    await e.wait(async () => new Set(e.chain.heights()).size === 1, LONG_MS, "every controller at the same height");
     await Promise.all(e.all().map((i) => e.chain.stopConsensus(i)));
+    expect(new Set(e.chain.heights()).size).toBe(1);
     for (const i of e.all()) e.chain.wipeConsensusData(i);
     const marks = e.all().map((i) => e.logMark(i));
     // Each fresh store waits to hear from a leader first (it could be joining a running chain);
