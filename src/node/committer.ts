@@ -11,11 +11,13 @@ import type { ConfChangeV2, Entry } from "../raft/types.ts";
 import { EntryType } from "../raft/types.ts";
 import type { ControllerClient } from "./controller.ts";
 import { type ChainConfig, tryDecodeProposal } from "./chain-config.ts";
-import { abortableSleep, Backoff } from "./backoff.ts";
+import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
   readonly controller: ControllerClient;
+  readonly clock: Clock;
+  readonly random: Random;
   /** The configuration as of the last applied entry. */
   chainConfig(): ChainConfig;
   /** Records `index` as applied (with the configuration it produced) and advances Raft. */
@@ -154,13 +156,13 @@ export class Committer {
           this.host.applied(e.index);
           return;
         }
-        const started = performance.now();
+        const started = this.host.clock.now();
         const config = await this.commitBlock(p, this.abort.signal);
         if (this.epoch !== epoch || this.stopped) return;
         // The controller echoes the requested height for a height it already had.
         const next = config.height < p.height ? { ...config, height: p.height } : config;
         this.host.applied(e.index, next);
-        this.host.blockCommitted(p.height, performance.now() - started);
+        this.host.blockCommitted(p.height, this.host.clock.now() - started);
         return;
       }
       case EntryType.EntryConfChangeV2: {
@@ -184,7 +186,7 @@ export class Committer {
   /** CheckProposal + CommitBlock until the controller accepts the block or has it already. */
   private async commitBlock(p: Proposal, signal: AbortSignal): Promise<ChainConfig> {
     const { controller, log } = this.host;
-    const backoff = new Backoff(100, 5_000);
+    const backoff = new Backoff(this.host.random, 100, 5_000);
     for (let attempt = 1; ; attempt++) {
       let problem: Record<string, unknown>;
       try {
@@ -218,7 +220,7 @@ export class Committer {
       if (!this.failing || attempt % 20 === 0) log.warn("block not committed yet, retrying", fields);
       else log.debug("block not committed yet, retrying", fields);
       this.failing = true;
-      await abortableSleep(backoff.next(), signal);
+      await sleep(this.host.clock, backoff.next(), signal);
     }
   }
 }

@@ -16,7 +16,7 @@ import { StateRole } from "../raft/raft.ts";
 import { RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
 import { ProgressState } from "../raft/tracker/progress.ts";
 import { type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/types.ts";
-import type { SqliteStorage } from "../storage/sqlite.ts";
+import type { NodeStorage } from "../storage/node-storage.ts";
 import {
   type ChainConfig,
   decodeChainConfig,
@@ -30,6 +30,7 @@ import {
 import { Committer } from "./committer.ts";
 import type { ControllerClient } from "./controller.ts";
 import { describeConfChange, nextConfChange, removesNode } from "./membership.ts";
+import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.ts";
 import { Proposer } from "./proposer.ts";
 
 /** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
@@ -77,13 +78,14 @@ export interface RaftPeerDeps {
   readonly cfg: Config;
   readonly selfId: NodeId;
   readonly log: ConsolaInstance;
-  readonly storage: SqliteStorage;
+  readonly storage: NodeStorage;
   readonly outlet: PeerOutlet;
   readonly controller: ControllerClient;
+  readonly clock: Clock;
+  readonly random: Random;
   readonly events?: PeerEvents;
   /** The node cannot continue (storage failure): the service must stop. */
   readonly fatal: (err: unknown) => void;
-  readonly now?: () => number;
 }
 
 export interface PeerStatus {
@@ -125,7 +127,7 @@ export class RaftPeer {
   private readonly committer: Committer;
   private readonly proposer: Proposer;
   private readonly log: ConsolaInstance;
-  private ticker: Timer | undefined;
+  private stopTicker: Cancel | undefined;
   private scheduled = false;
   private stopped = false;
   private role: StateRole = StateRole.Follower;
@@ -151,7 +153,7 @@ export class RaftPeer {
   ) {
     const { storage, cfg, selfId } = deps;
     this.log = deps.log;
-    this.now = deps.now ?? (() => performance.now());
+    this.now = () => deps.clock.now();
     this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
     const stored = tryDecodeChainConfig(storage.stateMachine());
@@ -203,7 +205,7 @@ export class RaftPeer {
         maxUncommittedSize: 64 << 20,
         // Only the leader proposes; peers drop forwarded proposals (see receive()).
         disableProposalForwarding: true,
-        random: (n) => Math.floor(Math.random() * n),
+        random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
       },
       storage,
@@ -212,6 +214,8 @@ export class RaftPeer {
       {
         log: this.log,
         controller: deps.controller,
+        clock: deps.clock,
+        random: deps.random,
         chainConfig: () => this.config,
         applied: (index, config) => this.applied(index, config),
         appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
@@ -241,7 +245,7 @@ export class RaftPeer {
   }
 
   start(): void {
-    this.ticker = setInterval(() => this.onTick(), this.deps.cfg.tickIntervalInMillis);
+    this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
     this.schedule();
   }
 
@@ -334,7 +338,7 @@ export class RaftPeer {
     if (this.stopped) return;
     if (handOffMs > 0 && this.isLeader()) await this.handOff(handOffMs);
     this.stopped = true;
-    clearInterval(this.ticker);
+    this.stopTicker?.();
     this.proposer.stop();
     this.committer.stop();
     for (const w of this.roleWaiters) w();
@@ -355,13 +359,9 @@ export class RaftPeer {
     this.schedule();
     const deadline = this.now() + timeoutMs;
     while (this.isLeader() && this.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.max(1, deadline - this.now()));
-        this.roleWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      const roleChanged = new AbortController();
+      this.roleWaiters.push(() => roleChanged.abort());
+      await sleep(this.deps.clock, Math.max(1, deadline - this.now()), roleChanged.signal).catch(() => {});
     }
     this.log.info(this.isLeader() ? "leadership hand-off timed out" : "leadership handed over", { leader: peerIdHex(this.leader) });
   }
@@ -369,7 +369,7 @@ export class RaftPeer {
   private fail(err: unknown): void {
     if (this.stopped) return;
     this.stopped = true;
-    clearInterval(this.ticker);
+    this.stopTicker?.();
     this.proposer.stop();
     this.committer.stop();
     this.deps.fatal(err);
@@ -395,7 +395,7 @@ export class RaftPeer {
   private schedule(): void {
     if (this.scheduled || this.stopped) return;
     this.scheduled = true;
-    setImmediate(() => {
+    this.deps.clock.defer(() => {
       this.scheduled = false;
       this.processReady();
     });
@@ -608,7 +608,7 @@ export class RaftPeer {
       if (pr.recentActive && pr.state === ProgressState.Replicate && pr.matched === last) candidates.push(id);
     }
     if (candidates.length === 0) return undefined;
-    return candidates[Math.floor(Math.random() * candidates.length)];
+    return candidates[randomInt(this.deps.random, candidates.length)];
   }
 
   /** The voter with the highest match index (it catches up, then gets MsgTimeoutNow). */

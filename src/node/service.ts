@@ -6,17 +6,14 @@ import { HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts"
 import type { Config } from "../config/types.ts";
 import { ConsensusMetrics } from "../metrics/metrics.ts";
 import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
-import { ValidatorDirectory } from "../peer/directory.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
-import { PeerTransport } from "../peer/transport.ts";
 import { STATE_ROLE_NAMES, StateRole } from "../raft/raft.ts";
 import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
-import { registerNetworkMsgHandler } from "../rpc/registration.ts";
 import { createGrpcServer } from "../rpc/server.ts";
 import { SqliteStorage } from "../storage/sqlite.ts";
 import { MAX_QUEUED_ENTRIES } from "./committer.ts";
-import { RaftPeer } from "./raft-peer.ts";
-import { Supervisor } from "./supervisor.ts";
+import { ConsensusNode } from "./node.ts";
+import { systemClock, systemRandom } from "./ports.ts";
 
 export interface RunningService {
   /** Stops everything (leader hand-off first). Safe to call more than once. */
@@ -29,28 +26,15 @@ export interface RunningService {
 export const HAND_OFF_MS = 1_000;
 /** How long gRPC calls in flight may take to finish when stopping. */
 const STOP_GRACE_MS = 1_000;
-/** How long queued peer messages may take to go out when stopping. */
-const DRAIN_MS = 300;
 
 export async function startService(cfg: Config, log: ConsolaInstance): Promise<RunningService> {
   const selfId = peerIdFromAddress(cfg.nodeAddress);
   log.info("consensus service starting", { peer_id: selfId, peer_id_hex: peerIdHex(selfId) });
 
   const storage = SqliteStorage.open(cfg.raftDataPath, { log: log.withTag("storage") });
-  const netLog = log.withTag("network");
   const network = createNetworkClient({ port: cfg.networkPort, readMaxBytes: cfg.maxMessageBytes });
   const controller = createControllerClient({ port: cfg.controllerPort, readMaxBytes: cfg.maxMessageBytes });
   let metrics: ConsensusMetrics | undefined;
-  const transport = new PeerTransport({
-    selfId,
-    network,
-    log: netLog,
-    peerMsgsPerSecond: cfg.peerMsgsPerSecond,
-    events: {
-      dropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
-      mailbook: (result) => metrics?.mailbookChanges.inc({ result }),
-    },
-  });
 
   let rejectDone!: (e: Error) => void;
   let resolveDone!: () => void;
@@ -62,51 +46,37 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   let stopping: Promise<void> | undefined;
   let serving = false;
 
-  const raftLog = log.withTag("raft");
-  const supervisor = new Supervisor({
+  const node = new ConsensusNode({
     cfg,
     log,
+    clock: systemClock,
+    random: systemRandom,
     storage,
     controller,
-    makePeer: (trigger) =>
-      new RaftPeer(
-        {
-          cfg,
-          selfId,
-          log: raftLog,
-          storage,
-          outlet: transport,
-          controller,
-          fatal: (e) => fatal(e),
-          events: {
-            inboundDropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
-            roleChanged(role, leader) {
-              if (role === StateRole.Candidate || role === StateRole.PreCandidate) metrics?.elections.inc();
-              if (role === StateRole.Leader || role === StateRole.Follower) metrics?.leaderChanges.inc();
-              log.info("raft role", { role: STATE_ROLE_NAMES[role], leader: peerIdHex(leader) });
-            },
-            blockCommitted(_h, waited) {
-              metrics?.blocksCommitted.inc();
-              metrics?.commitLatency.observe(waited);
-            },
-            proposed: () => metrics?.proposals.inc(),
-            leaderTransfer: (_to, reason) => metrics?.leaderTransfers.inc({ reason }),
-          },
-        },
-        trigger,
-      ),
+    network,
+    listenPort: () => server.port,
+    fatal: (e) => fatal(e),
+    raftWithoutPeer: () => metrics?.peerMsgsDropped.inc({ reason: "not_validator" }),
+    transportEvents: {
+      dropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
+      mailbook: (result) => metrics?.mailbookChanges.inc({ result }),
+    },
+    peerEvents: {
+      inboundDropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
+      roleChanged(role, leader) {
+        if (role === StateRole.Candidate || role === StateRole.PreCandidate) metrics?.elections.inc();
+        if (role === StateRole.Leader || role === StateRole.Follower) metrics?.leaderChanges.inc();
+        log.info("raft role", { role: STATE_ROLE_NAMES[role], leader: peerIdHex(leader) });
+      },
+      blockCommitted(_h, waited) {
+        metrics?.blocksCommitted.inc();
+        metrics?.commitLatency.observe(waited);
+      },
+      proposed: () => metrics?.proposals.inc(),
+      leaderTransfer: (_to, reason) => metrics?.leaderTransfers.inc({ reason }),
+    },
   });
-  // Without a running peer (not a validator) raft messages are answered OK and dropped, never queued.
-  let raftDropped = 0;
-  transport.onRaft((msg) => {
-    const peer = supervisor.peer;
-    if (peer) peer.receive(msg);
-    else {
-      raftDropped++;
-      metrics?.peerMsgsDropped.inc({ reason: "not_validator" });
-    }
-  });
-  transport.setDirectory(new ValidatorDirectory(() => supervisor.peer));
+  const { supervisor, transport } = node;
 
   if (cfg.enableMetrics) {
     metrics = new ConsensusMetrics(
@@ -139,8 +109,8 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     log: log.withTag("grpc"),
     interceptors: metrics ? [metrics.interceptor()] : [],
     handlers: {
-      reconfigure: (c) => supervisor.onReconfigure(c),
-      networkMsg: (env) => transport.handleInbound(env),
+      reconfigure: (c) => node.reconfigure(c),
+      networkMsg: (env) => node.networkMsg(env),
       // SERVING while this node can do its job: storage open, server listening, no fatal error.
       health: () => (serving && fatalError === undefined ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING),
     },
@@ -170,32 +140,21 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   }
   serving = true;
 
-  const registration = new AbortController();
-  registerNetworkMsgHandler(network, server.port, netLog, registration.signal).then(
-    () => transport.probe(),
-    (e) => {
-      if (!registration.signal.aborted) log.error("network registration gave up", { error: String(e) });
-    },
-  );
-  supervisor.start();
+  node.start();
 
   function stop(reason: string, handOffMs = HAND_OFF_MS): Promise<void> {
     stopping ??= (async () => {
       log.info("service stopping", { reason });
-      registration.abort(new Error("service stopping"));
       // The server keeps running during the hand-off: the new leader's messages must get in.
-      await supervisor.stop(handOffMs);
+      await node.stopPeer(handOffMs);
       serving = false;
       await server.stop(STOP_GRACE_MS);
-      transport.close();
-      let timer: Timer | undefined;
-      await Promise.race([transport.idle(), new Promise<void>((r) => (timer = setTimeout(r, DRAIN_MS)))]);
-      clearTimeout(timer);
+      await node.closeTransport();
       network.close();
       controller.close();
       metricsServer?.stop();
       storage.close();
-      log.info("service stopped", { raft_msgs_dropped: raftDropped });
+      log.info("service stopped", { raft_msgs_dropped: node.raftMessagesWithoutPeer });
     })();
     return stopping;
   }

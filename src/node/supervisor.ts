@@ -8,9 +8,10 @@ import type { ConsolaInstance } from "consola";
 import { ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import type { Config } from "../config/types.ts";
-import type { SqliteStorage } from "../storage/sqlite.ts";
+import type { NodeStorage } from "../storage/node-storage.ts";
 import { type ChainConfig, PING_HEIGHT, describeChainConfig, validatorIndex } from "./chain-config.ts";
 import type { ControllerClient } from "./controller.ts";
+import type { Cancel, Clock } from "./ports.ts";
 import type { RaftPeer } from "./raft-peer.ts";
 
 export const SUPERVISOR_PERIOD_MS = 3_000;
@@ -19,8 +20,9 @@ export const PING_TIMEOUT_MS = 5_000;
 export interface SupervisorDeps {
   readonly cfg: Config;
   readonly log: ConsolaInstance;
-  readonly storage: SqliteStorage;
+  readonly storage: NodeStorage;
   readonly controller: ControllerClient;
+  readonly clock: Clock;
   readonly makePeer: (trigger: ChainConfig) => RaftPeer;
   readonly periodMs?: number;
 }
@@ -31,7 +33,7 @@ export class Supervisor {
   private abortHeight: bigint;
   /** The last configuration evaluated in this process listed this node as a validator. */
   private wasValidator = false;
-  private timer: Timer | undefined;
+  private cancelTimer: Cancel | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -46,7 +48,7 @@ export class Supervisor {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.kick(), this.deps.periodMs ?? SUPERVISOR_PERIOD_MS);
+    this.cancelTimer = this.deps.clock.every(this.deps.periodMs ?? SUPERVISOR_PERIOD_MS, () => this.kick());
     this.kick();
   }
 
@@ -64,7 +66,7 @@ export class Supervisor {
   /** Stops the peer (a leader hands over first, within `handOffMs`). */
   async stop(handOffMs: number): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    this.cancelTimer?.();
     await this.running?.catch(() => {});
     // The peer stays reachable while it hands over: the transferee's append acks and the new
     // leader's messages must still get to it.

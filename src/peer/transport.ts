@@ -42,6 +42,8 @@ export type TransportDropReason = "rate_limited" | "misdirected" | "origin_misma
 export interface TransportEvents {
   dropped?(reason: TransportDropReason): void;
   mailbook?(result: "rebound" | "refused"): void;
+  /** The network service answers again after failed calls (it may have restarted). */
+  networkRecovered?(): void;
 }
 
 /** Defaults of the inbound limits; see the file comment. */
@@ -337,6 +339,7 @@ export class PeerTransport {
       if (this.#networkFailing) {
         this.#networkFailing = false;
         this.#log.info("network service reachable again");
+        this.#events.networkRecovered?.();
       }
     } catch (e) {
       this.stats.networkFailures++;

@@ -6,13 +6,14 @@ import type { Database, Statement } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import path from "node:path";
 import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } from "../raft/codec.ts";
-import { type RaftState, type Storage, StorageError, cloneConfState, fitCount } from "../raft/storage.ts";
+import { type RaftState, StorageError, cloneConfState, fitCount } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
 import { NONE, isEmptySnapshot } from "../raft/types.ts";
 import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
 import { leftoverLegacyFiles, markImported, readLegacy } from "./legacy.ts";
+import type { ApplyUpdate, NodeStorage, PersistBatch } from "./node-storage.ts";
 import { type DurableState, freshState, inconsistency } from "./state.ts";
 
 export const DB_FILE = "raft.sqlite";
@@ -24,24 +25,7 @@ export interface OpenOptions {
   log?: ConsolaInstance;
 }
 
-/** What one Ready asks to make durable. Applied in this order: snapshot, entries, hard state. */
-export interface PersistBatch {
-  /** An incoming snapshot: replaces the whole log and becomes the applied state. */
-  snapshot?: Snapshot;
-  /** New entries; an append at index i first discards every stored entry at index >= i. */
-  entries?: readonly Entry[];
-  hardState?: HardState;
-}
-
-/** What the node records together with the applied index. */
-export interface ApplyUpdate {
-  /** Encoded common.ConsensusConfiguration after applying up to the index. */
-  stateMachine?: Uint8Array;
-  /** ConfState after applying up to the index (when a conf change was applied). */
-  confState?: ConfState;
-}
-
-export class SqliteStorage implements Storage {
+export class SqliteStorage implements NodeStorage {
   private closed = false;
   private readonly insertBatch: Statement;
   private readonly deleteLog: Statement;

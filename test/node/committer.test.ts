@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
 import { ProposalSchema } from "../../gen/common_pb.ts";
 import { type ChainConfig, emptyChainConfig, encodeProposal } from "../../src/node/chain-config.ts";
+import { systemClock, systemRandom } from "../../src/node/ports.ts";
 import { Committer, type CommitterHost, MAX_QUEUED_ENTRIES } from "../../src/node/committer.ts";
 import { encodeConfChangeV2 } from "../../src/raft/codec.ts";
 import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry } from "../../src/raft/types.ts";
@@ -25,6 +26,8 @@ function setup(startHeight = 0n) {
   const host: CommitterHost = {
     log: cap.log,
     controller,
+    clock: systemClock,
+    random: systemRandom,
     chainConfig: () => config,
     applied(index, c) {
       if (c) config = c;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ChainConfig } from "../../src/node/chain-config.ts";
 import type { RaftPeer } from "../../src/node/raft-peer.ts";
+import { systemClock } from "../../src/node/ports.ts";
 import { Supervisor } from "../../src/node/supervisor.ts";
 import { SqliteStorage } from "../../src/storage/sqlite.ts";
 import { captureLog } from "../support/capture-log.ts";
@@ -49,6 +50,7 @@ function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-"))) {
     log: captureLog().log,
     storage,
     controller,
+    clock: systemClock,
     periodMs: 60_000, // rounds only on kick(): the tests drive them
     makePeer: (trigger) => {
       const p = new StubPeer(trigger);

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
+import { systemClock, systemRandom } from "../../src/node/ports.ts";
 import { RaftPeer } from "../../src/node/raft-peer.ts";
 import { ValidatorDirectory, zenohOrigin } from "../../src/peer/directory.ts";
 import { peerIdFromAddress } from "../../src/peer/peer-id.ts";
@@ -90,6 +91,8 @@ export class PeerRig {
         storage: this.storage,
         outlet: this.transport,
         controller: this.controller,
+        clock: systemClock,
+        random: systemRandom,
         fatal: (e) => this.fatal.push(e),
         events: { inboundDropped: (r) => this.drops.push(r) },
       },
