@@ -10,7 +10,7 @@ import { FatalError, UsageError } from "../src/cli/errors.ts";
 import { type ProcessEvents, supervise } from "../src/cli/lifecycle.ts";
 import { createLogger } from "../src/log/logger.ts";
 import type { Sink } from "../src/log/sinks.ts";
-import type { RunningService } from "../src/node/service.ts";
+import type { RunningService } from "../src/service/service.ts";
 import { ensureBinary } from "./support/binary.ts";
 
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
 import type { Config } from "../src/config/types.ts";
-import { startService } from "../src/node/service.ts";
+import { startService } from "../src/service/service.ts";
 import { captureLog } from "./support/capture-log.ts";
 import { FakeNetwork } from "./support/fake-network.ts";
 import { freePort } from "./support/free-port.ts";

@@ -7,7 +7,7 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { StatusCodeSchema } from "../gen/common_pb.ts";
 import { MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
 import { NetworkMsgSchema } from "../gen/network_pb.ts";
-import { startService, type RunningService } from "../src/node/service.ts";
+import { startService, type RunningService } from "../src/service/service.ts";
 import { decodePeerId, encodePeerId } from "../src/peer/peer-id.ts";
 import { PeerTransport } from "../src/peer/transport.ts";
 import { createNetworkClient } from "../src/rpc/clients.ts";

@@ -2,7 +2,7 @@
 // only SIGTERM) or for the service to end, stop it within a hard deadline. Every failure is logged
 // and surfaces as one FatalError; the caller turns that into exit status 1.
 import type { ConsolaInstance } from "consola";
-import type { RunningService } from "../node/service.ts";
+import type { RunningService } from "../service/service.ts";
 import { FatalError } from "./errors.ts";
 
 export interface ProcessEvents {

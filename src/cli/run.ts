@@ -43,7 +43,7 @@ export default defineCommand({
     for (const warning of loaded.warnings) log.warn(warning);
 
     // Loaded here, not at the top, so that `--version` and `--help` stay fast.
-    const { startService } = await import("../node/service.ts");
+    const { startService } = await import("../service/service.ts");
     await supervise({
       // Logged once the signal handlers are in place: from this line on, SIGTERM stops cleanly.
       start: () => {

@@ -11,9 +11,9 @@ import { STATE_ROLE_NAMES, StateRole } from "../raft/raft.ts";
 import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
 import { createGrpcServer } from "../rpc/server.ts";
 import { SqliteStorage } from "../storage/sqlite.ts";
-import { MAX_QUEUED_ENTRIES } from "./committer.ts";
-import { ConsensusNode } from "./node.ts";
-import { systemClock, systemRandom } from "./ports.ts";
+import { MAX_QUEUED_ENTRIES } from "../node/committer.ts";
+import { ConsensusNode } from "../node/node.ts";
+import { systemClock, systemRandom } from "../node/ports.ts";
 
 export interface RunningService {
   /** Stops everything (leader hand-off first). Safe to call more than once. */
