@@ -203,6 +203,8 @@ export class ControllerEmulator {
   /** Calls made to consensus (attempts included), in order. */
   readonly reconfigureCalls: ConsensusConfiguration[] = [];
   readonly checkBlockCalls: number[] = [];
+  /** Blocks this controller lost in power losses (see powerLoss), in the order they were lost. */
+  readonly lostBlocks: Block[] = [];
 
   constructor(opts: ControllerOptions) {
     checkConfig(opts.genesis.blockInterval, opts.genesis.validators);
@@ -351,6 +353,23 @@ export class ControllerEmulator {
 
   async restart(): Promise<void> {
     this.kill();
+    await this.start();
+  }
+
+  /**
+   * A power loss of a controller without a WAL (controller_hsm since v6.7.0): it comes back with
+   * its last `blocks` blocks gone (never below genesis) and restarts as usual (Reconfigure at its
+   * lower height). The lost blocks are kept in `lostBlocks` so a test can check that what comes
+   * back at those heights is the very same block.
+   */
+  async powerLoss(blocks: number): Promise<void> {
+    this.kill();
+    const keep = Math.max(1, this.blocks.length - blocks);
+    for (const b of this.blocks.splice(keep)) {
+      this.lostBlocks.push(b);
+      this.stats.delete(b.height);
+    }
+    this.log.info("power loss", { height: this.height, lost: this.lostBlocks.length });
     await this.start();
   }
 
