@@ -16,6 +16,7 @@ import { type Clock, type Random, sleep } from "./ports.ts";
 import { type PeerEvents, RaftPeer } from "./raft-peer.ts";
 import { NetworkRegistration, type RegistrationTarget } from "./registration.ts";
 import { Supervisor } from "./supervisor.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 /** How long queued peer messages may take to go out when stopping. */
 export const DRAIN_MS = 300;
@@ -36,6 +37,8 @@ export interface NodeDeps {
   readonly raftWithoutPeer?: () => void;
   /** The node cannot go on (a storage failure): the caller stops it. */
   readonly fatal: (err: unknown) => void;
+  /** Test-only: known defects re-injected (see test-bugs.ts). */
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
 }
 
 export class ConsensusNode {
@@ -81,9 +84,22 @@ export class ConsensusNode {
       storage,
       controller,
       clock,
+      fatal: deps.fatal,
       makePeer: (trigger) =>
         new RaftPeer(
-          { cfg, selfId: this.selfId, log: raftLog, storage, outlet: this.transport, controller, clock, random, events: deps.peerEvents, fatal: deps.fatal },
+          {
+            cfg,
+            selfId: this.selfId,
+            log: raftLog,
+            storage,
+            outlet: this.transport,
+            controller,
+            clock,
+            random,
+            events: deps.peerEvents,
+            fatal: deps.fatal,
+            testBugs: deps.testBugs,
+          },
           trigger,
         ),
     });

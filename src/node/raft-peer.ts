@@ -32,6 +32,7 @@ import type { ControllerClient } from "./controller.ts";
 import { describeConfChange, nextConfChange, removesNode } from "./membership.ts";
 import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.ts";
 import { Proposer } from "./proposer.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 /** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
@@ -70,6 +71,8 @@ export interface PeerEvents {
   inboundDropped?(reason: InboundDropReason): void;
   roleChanged?(role: StateRole, leader: NodeId, term: number): void;
   blockCommitted?(height: bigint, waitedMs: number): void;
+  /** A block its controller had lost was committed again. */
+  blockRecommitted?(height: bigint): void;
   proposed?(height: bigint): void;
   leaderTransfer?(to: NodeId, reason: string): void;
 }
@@ -84,6 +87,7 @@ export interface RaftPeerDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly events?: PeerEvents;
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
   /** The node cannot continue (storage failure): the service must stop. */
   readonly fatal: (err: unknown) => void;
 }
@@ -136,8 +140,8 @@ export class RaftPeer {
   private unreachable = new Set<NodeId>();
   private snapshotsSent: NodeId[] = [];
   private roleWaiters: Array<() => void> = [];
-  /** This leader asked a peer to take over before removing itself. */
-  private selfRemovalTransfer = false;
+  /** When a leader that must leave may hand over again (the previous hand-over may have been lost). */
+  private nextRemovalHandOverAt = 0;
   private readonly limitedLog: LogLimiter;
   /** Ticks a freshly bootstrapped node (chain height > 0) waits for a leader before campaigning. */
   private holdOffTicks = 0;
@@ -146,6 +150,7 @@ export class RaftPeer {
   private validatorsOf: ChainConfig | undefined;
   private validatorSet = new Set<NodeId>();
   private readonly inboundWarn: LogLimiter;
+  private controllerBehindAtStart: bigint | undefined;
 
   constructor(
     private readonly deps: RaftPeerDeps,
@@ -190,6 +195,9 @@ export class RaftPeer {
     } else if (position < 0) {
       this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
     }
+    // A controller below the recorded height lost blocks (no WAL): they are committed again once
+    // the peer runs.
+    if (trigger.height < this.config.height) this.controllerBehindAtStart = trigger.height;
     this.adoptConfig(trigger, "start");
 
     this.node = new RawNode(
@@ -220,6 +228,10 @@ export class RaftPeer {
         applied: (index, config) => this.applied(index, config),
         appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
         readEntries: (lo, hi) => storage.entries(lo, hi),
+        appliedRange: () => ({ first: storage.firstIndex(), applied: storage.appliedIndex() }),
+        keptEntry: () => storage.recommitEntry?.(),
+        blockRecommitted: (height) => deps.events?.blockRecommitted?.(height),
+        testBugs: deps.testBugs,
         blockCommitted: (height, waited) => {
           this.proposer.blockApplied(height);
           deps.events?.blockCommitted?.(height, waited);
@@ -235,6 +247,8 @@ export class RaftPeer {
       canPropose: () => this.canProposeBlock(),
       propose: (p) => this.proposeBlock(p),
       transferLeadership: (reason) => this.transferLeadership(reason),
+      controllerAt: (height) => this.committer.controllerAt(height, "proposal"),
+      testBugs: deps.testBugs,
       now: this.now,
     });
     this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
@@ -246,6 +260,7 @@ export class RaftPeer {
 
   start(): void {
     this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
+    if (this.controllerBehindAtStart !== undefined) this.committer.controllerAt(this.controllerBehindAtStart, "start");
     this.schedule();
   }
 
@@ -299,7 +314,8 @@ export class RaftPeer {
   /** A newer configuration from the controller (Reconfigure or ping) while running. */
   offerConfig(c: ChainConfig): void {
     if (this.stopped) return;
-    if (this.adoptConfig(c, "reconfigure")) this.schedule();
+    if (c.height < this.config.height) this.committer.controllerAt(c.height, "reconfigure");
+    else if (this.adoptConfig(c, "reconfigure")) this.schedule();
   }
 
   // ---------------------------------------------------------------- status
@@ -419,9 +435,14 @@ export class RaftPeer {
     // 1. A leader's messages may leave before its own write (Raft thesis §10.2.1).
     this.sendAll(rd.messages);
     // 2. Persist entries, hard state and snapshot in one transaction.
-    storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     // 3. Votes and append acks only now.
-    this.sendAll(rd.persistedMessages);
+    if (this.deps.testBugs?.has("ack-before-fsync")) {
+      this.sendAll(rd.persistedMessages);
+      storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    } else {
+      storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      this.sendAll(rd.persistedMessages);
+    }
     const light = this.node.advanceAppend(rd);
     this.sendAll(light.messages);
     // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
@@ -483,7 +504,7 @@ export class RaftPeer {
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
       this.log.info("became leader", { term });
-      this.selfRemovalTransfer = false;
+      this.nextRemovalHandOverAt = 0;
       this.proposer.start();
       this.maybeProposeConfChange();
     } else if (role !== StateRole.Leader && wasLeader) {
@@ -553,7 +574,7 @@ export class RaftPeer {
 
   private canProposeBlock(): boolean {
     // Blocks wait while membership changes: the validator set of a block must be settled.
-    return this.isLeader() && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
+    return this.isLeader() && !this.committer.recommitting && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
   }
 
   private proposeBlock(p: Proposal): boolean {
@@ -581,8 +602,14 @@ export class RaftPeer {
     const cc = this.wantedConfChange();
     if (cc === undefined) return;
     if (removesNode(cc, this.deps.selfId)) {
-      // A leader never removes itself: an up-to-date validator takes over and removes it.
-      if (!this.selfRemovalTransfer && this.transferLeadership("leader is removed from validators")) this.selfRemovalTransfer = true;
+      // A leader never removes itself: an up-to-date validator takes over and removes it. The
+      // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
+      // election timeout: try again whenever none is under way, at most once per election timeout.
+      if (this.node.raft.leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
+      if (this.deps.testBugs?.has("no-handover-retry") && this.nextRemovalHandOverAt > 0) return;
+      if (this.transferLeadership("leader is removed from validators")) {
+        this.nextRemovalHandOverAt = this.now() + this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
+      }
       return;
     }
     try {
