@@ -921,11 +921,7 @@ export class Raft {
     pr.updateCommitted(m.commit);
     if (m.reject) {
       this.logger.debug("received msgAppend rejection", { raft_id: this.id, from: m.from, index: m.index, reject_hint: m.rejectHint, log_term: m.logTerm });
-      if (m.requestSnapshot === INVALID_INDEX && m.index === pr.matched && m.rejectHint < pr.matched && pr.matched > 0) {
-        // The follower rejected an append anchored at its match index and its log ends below it:
-        // it lost entries it had acknowledged (a wiped data dir). raft-rs would drop this as stale
-        // and never replicate to it again. Lowering its match only makes commitment more
-        // conservative, so it is always safe; a stale rejection costs one extra probe.
+      if (this.lostAcknowledgedEntries(m, pr, nextProbeIndex)) {
         this.logger.warn("follower no longer has entries it acknowledged; probing it from its log end", {
           raft_id: this.id,
           follower: m.from,
@@ -975,6 +971,34 @@ export class Raft {
       this.logger.info("sent MsgTimeoutNow after received MsgAppResp", { raft_id: this.id, to: m.from });
       this.sendTimeoutNow(m.from);
     }
+  }
+
+  /**
+   * Whether rejection `m` shows that the follower no longer holds entries it acknowledged (its data
+   * dir was wiped, or restored from an old copy): it answers the probe outstanding at the match
+   * index (Probe state, index = next - 1 = matched), and no index of our log from the match on can
+   * match the follower's (`nextProbeIndex` below the match).
+   *
+   * A fresh rejection of that kind proves the loss: the match was acknowledged in this term, after
+   * the follower persisted it, and only a leader of a higher term could have made it drop those
+   * entries (the rejection would then carry that term and depose us before it got here).
+   *
+   * A stale one cannot be told apart, but it can only pass this test where raft-rs 0.7 takes it as
+   * fresh too: raft-rs ignores every rejection at or below the match in Replicate, and every one
+   * that does not answer the outstanding probe in Probe, and this test holds in neither case.
+   * Where it holds raft-rs probes from the hint as we do; we also forget the match, so that the
+   * follower is not counted for entries it lacks and its acks below the old match are not dropped
+   * as stale. Were the rejection old after all, the follower accepts the probe and its ack restores
+   * the match: a lower match can only delay commitment, never advance it.
+   *
+   * A wiped follower does reach this state from Replicate: its rejections at or below the match are
+   * ignored, but the next append beyond the match (a new entry, or the empty append that carries
+   * the commit index or answers a heartbeat response while the match is behind the log) is rejected
+   * above the match; that moves it to Probe at match + 1, and the probe at the match is rejected.
+   */
+  private lostAcknowledgedEntries(m: Message, pr: Progress, nextProbeIndex: number): boolean {
+    if (m.requestSnapshot !== INVALID_INDEX || pr.matched === 0) return false;
+    return pr.state === ProgressState.Probe && m.index === pr.nextIdx - 1 && m.index === pr.matched && nextProbeIndex < pr.matched;
   }
 
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
