@@ -2,7 +2,7 @@
 // leader transfer and ReadIndex, with raft-rs semantics so that a node running this core can be in
 // one cluster with raft-rs nodes. Pure: no timers, clock, randomness or I/O; it only reacts to
 // tick() and step() and queues outgoing messages in `msgs` for the RawNode to hand out.
-import { type ResolvedConfig, NO_LIMIT } from "./config.ts";
+import { type RaftTestBug, type ResolvedConfig, NO_LIMIT } from "./config.ts";
 import { Changer, ConfChangeError, ccEnterJoint, ccLeaveJoint, isJoint, restoreConfState } from "./confchange/changer.ts";
 import { decodeConfChangeV2 } from "./codec.ts";
 import { RaftError } from "./errors.ts";
@@ -146,13 +146,14 @@ export class Raft {
   readonly logger: RaftLogger;
   private readonly random: (n: number) => number;
 
-  /** Test-only fault injection used by the simulator to prove its invariants bite. Never set in production. */
-  static testBugs = { commitPreviousTermByCounting: false, grantVoteWithoutLogCheck: false };
+  /** Deliberate bugs this node was built with; tests only (RaftConfig.testBugs), empty otherwise. */
+  private readonly testBugs: ReadonlySet<RaftTestBug>;
 
   constructor(c: ResolvedConfig, store: Storage) {
     this.id = c.id;
     this.logger = c.logger ?? NOOP_LOGGER;
     this.random = c.random;
+    this.testBugs = c.testBugs;
     const rs = store.initialState();
     this.raftLog = new RaftLog(store, c.maxApplyUnpersistedLogLimit);
     this.prs = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
@@ -403,7 +404,7 @@ export class Raft {
   /** Advances the commit index from the voters' match indexes; true if it moved. */
   maybeCommit(): boolean {
     const mci = this.prs.maximalCommittedIndex();
-    if (Raft.testBugs.commitPreviousTermByCounting) {
+    if (this.testBugs.has("commitPreviousTermByCounting")) {
       // Deliberate bug for the simulator: commit by counting replicas whatever the entry's term.
       if (mci > this.raftLog.committed && mci !== Number.POSITIVE_INFINITY && mci <= this.raftLog.lastIndex()) {
         this.raftLog.commitTo(mci);
@@ -762,7 +763,7 @@ export class Raft {
       (this.vote === NONE && this.leaderId === NONE) ||
       (m.msgType === MessageType.MsgRequestPreVote && m.term > this.term);
     // ...if the candidate's log is at least as up to date as ours (priority breaks log ties).
-    const upToDate = Raft.testBugs.grantVoteWithoutLogCheck || this.raftLog.isUpToDate(m.index, m.logTerm);
+    const upToDate = this.testBugs.has("grantVoteWithoutLogCheck") || this.raftLog.isUpToDate(m.index, m.logTerm);
     if (canVote && upToDate && (m.index > this.raftLog.lastIndex() || this.priority <= m.priority)) {
       this.logger.info("cast vote", { raft_id: this.id, term: this.term, for: m.from, type: MessageType[m.msgType], msg_term: m.term });
       // Answer with the message's term: for pre-votes our own term may be older.
@@ -998,6 +999,7 @@ export class Raft {
    */
   private lostAcknowledgedEntries(m: Message, pr: Progress, nextProbeIndex: number): boolean {
     if (m.requestSnapshot !== INVALID_INDEX || pr.matched === 0) return false;
+    if (this.testBugs.has("staleRejectResetsMatch")) return m.index === pr.matched && m.rejectHint < pr.matched;
     return pr.state === ProgressState.Probe && m.index === pr.nextIdx - 1 && m.index === pr.matched && nextProbeIndex < pr.matched;
   }
 
