@@ -106,6 +106,17 @@ describe("it bites: deliberately injected bugs are caught within a bounded numbe
     expect(["leader completeness", "state machine safety", "log matching", "commit within quorum"]).toContain(c.failures[0].violation!.invariant);
   }, 180_000);
 
+  test("a leader acting on a stale append rejection (forgetting the follower's match) is caught", () => {
+    const c = runCampaign({ from: 1, count: 20, steps: STEPS, stopOnViolation: true, testBugs: bug("staleRejectResetsMatch") });
+    expect(c.failures.length).toBe(1);
+    expect(c.failures[0].violation!.invariant).toBe("stale rejection ignored");
+  });
+
+  test("...which is conformance, not safety: with that check skipped, lowering a match breaks no other invariant", () => {
+    const c = runCampaign({ from: 1, count: 50, steps: STEPS, skipInvariants: ["stale rejection ignored"], testBugs: bug("staleRejectResetsMatch") });
+    expect(reports(c.failures)).toEqual([]);
+  }, 60_000);
+
   test("an application that acknowledges before its fsync is caught on the wire", () => {
     const c = runCampaign({ from: 1, count: 10, steps: STEPS, ackBeforeFsync: true, stopOnViolation: true });
     expect(c.failures.length).toBe(1);
