@@ -37,7 +37,13 @@ import type { NodeTestBug } from "./test-bugs.ts";
 /** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
 export const BOOTSTRAP_TERM = 5;
-/** Applied entries kept in the log for lagging followers before compaction (older ones get a snapshot). */
+/**
+ * Applied entries kept in the log when it is compacted (every 64 applies, so 200 to 263 are kept).
+ * They serve two needs: a lagging follower catches up from the log instead of a snapshot, and a
+ * controller that lost blocks in a power loss (no WAL: in practice the one block it was finalizing)
+ * gets up to ~200 of them back from this node, byte for byte. Blocks older than that reach it
+ * through its block sync from peers.
+ */
 export const LOG_KEEP_TAIL = 200;
 
 export interface PeerOutlet {
