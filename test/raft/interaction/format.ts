@@ -118,13 +118,17 @@ export function describeLightReady(l: LightReady): string[] {
   return lines;
 }
 
-/** `Replicate match=11 next=12`, with the flow-control details that matter. */
-export function describeProgress(pr: Progress): string {
+/**
+ * `Replicate match=11 next=12`, with the flow-control details that matter. `inactive` marks a
+ * follower not heard from since the last check-quorum round (or since this node became leader);
+ * it is left out for the leader's own entry, which needs no answers.
+ */
+export function describeProgress(pr: Progress, self = false): string {
   let s = `${PROGRESS_STATE_NAMES[pr.state]} match=${pr.matched} next=${pr.nextIdx}`;
   if (pr.paused) s += " paused";
   if (pr.pendingSnapshot !== 0) s += ` pendingSnap=${pr.pendingSnapshot}`;
   if (pr.pendingRequestSnapshot !== 0) s += ` requestSnap=${pr.pendingRequestSnapshot}`;
-  if (!pr.recentActive) s += " inactive";
+  if (!pr.recentActive && !self) s += " inactive";
   if (pr.ins.count > 0) s += ` inflight=${pr.ins.count}${pr.ins.full() ? "[full]" : ""}`;
   return s;
 }

@@ -5,10 +5,11 @@ import { firstId } from "./args.ts";
 import type { Handler } from "./types.ts";
 
 export const status: Handler = (env, d) => {
-  const st = env.node(firstId(d)).raw.status();
+  const id = firstId(d);
+  const st = env.node(id).raw.status();
   env.out.write(`applied=${st.applied} ${describeConfState(st.confState)}`);
   if (st.leadTransferee !== undefined) env.out.write(`transferring leadership to ${st.leadTransferee}`);
   if (st.progress === undefined) return;
   const ids = [...st.progress.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const id of ids) env.out.write(`${id}: ${describeProgress(st.progress.get(id)!)}`);
+  for (const p of ids) env.out.write(`${p}: ${describeProgress(st.progress.get(p)!, p === id)}`);
 };
