@@ -96,6 +96,10 @@ export class Node {
   /** The configuration in force after each applied index at which it changed (for snapshots). */
   readonly confHistory: [number, ConfState][] = [];
   applied = 0;
+  /** Asynchronous writes: a Ready's writes become durable only on `persist`. */
+  asyncWrites = false;
+  /** Readies written but not yet durable (asynchronous writes), with the messages that wait for them. */
+  inFlight: { number: number; msgs: Message[] }[] = [];
 
   constructor(
     readonly id: NodeId,
@@ -167,10 +171,11 @@ export class InteractionEnv {
     return n;
   }
 
-  addNode(store: ScriptStorage, cfg: Omit<RaftConfig, "id" | "logger">): Node {
+  addNode(store: ScriptStorage, cfg: Omit<RaftConfig, "id" | "logger">, asyncWrites = false): Node {
     const id = BigInt(this.nodes.length + 1);
     const config: RaftConfig = { ...cfg, id, applied: store.snap.metadata.index, logger: scriptLogger(this.out, id) };
     const n = new Node(id, store, new RawNode(config, store), config);
+    n.asyncWrites = asyncWrites;
     this.nodes.push(n);
     return n;
   }
@@ -202,6 +207,16 @@ export class InteractionEnv {
     }
     n.store.append(rd.entries);
     if (rd.hardState !== undefined) n.store.setHardState(rd.hardState);
+    if (n.asyncWrites) {
+      // Written (storage reads see it) but not durable: acks and votes wait for `persist`. There
+      // is no LightReady in this mode; what becomes possible later comes in a later Ready.
+      n.inFlight.push({ number: rd.number, msgs: rd.persistedMessages });
+      this.out.write(`(Ready ${rd.number} written, not yet durable)`);
+      this.apply(n, rd.committedEntries);
+      raw.advanceAppendAsync(rd);
+      raw.advanceApply();
+      return;
+    }
     // Durable now: acks and votes may leave.
     this.messages.push(...rd.persistedMessages);
     this.apply(n, rd.committedEntries);
@@ -224,6 +239,26 @@ export class InteractionEnv {
       }
       n.applied = e.index;
     }
+  }
+
+  /**
+   * Asynchronous writes: every Ready of `n` up to `upTo` (all by default) is durable. Their
+   * waiting messages are sent and the node is told with onPersistReady.
+   */
+  persist(n: Node, upTo = Number.MAX_SAFE_INTEGER): void {
+    const done = n.inFlight.filter((r) => r.number <= upTo);
+    if (done.length === 0) {
+      this.out.write("nothing to persist");
+      return;
+    }
+    n.inFlight = n.inFlight.filter((r) => r.number > upTo);
+    const last = done[done.length - 1].number;
+    this.out.write(`Ready ${last} durable${done.length > 1 ? ` (and ${done.map((r) => r.number).slice(0, -1).join(", ")} before it)` : ""}`);
+    for (const r of done) {
+      for (const m of r.msgs) this.out.write(describeMessage(m));
+      this.messages.push(...r.msgs);
+    }
+    n.raw.onPersistReady(last);
   }
 
   /** Takes the messages to `to` out of the outbox (keeping their order), optionally of one type. */
@@ -255,7 +290,7 @@ export class InteractionEnv {
     return msgs.length;
   }
 
-  /** Handles Readies and delivers messages among `ids` until nothing moves. */
+  /** Handles Readies, delivers messages among `ids` and completes their writes until nothing moves. */
   stabilize(ids: NodeId[]): void {
     const nodes = ids.length > 0 ? ids.map((id) => this.node(id)) : this.nodes;
     for (let round = 0; ; round++) {
@@ -271,6 +306,12 @@ export class InteractionEnv {
         if (!this.hasMessagesFor(n.id)) continue;
         this.out.write(`> ${n.id} receiving messages`);
         this.out.indented(() => this.deliver(n.id, false));
+        done = false;
+      }
+      for (const n of nodes) {
+        if (n.inFlight.length === 0) continue;
+        this.out.write(`> ${n.id} persisting`);
+        this.out.indented(() => this.persist(n));
         done = false;
       }
       if (done) return;

@@ -4,6 +4,7 @@ import { campaign } from "./campaign.ts";
 import { compact } from "./compact.ts";
 import { deliverMsgs } from "./deliver-msgs.ts";
 import { logLevel } from "./log-level.ts";
+import { persist } from "./persist.ts";
 import { processReady } from "./process-ready.ts";
 import { proposeConfChange } from "./propose-conf-change.ts";
 import { propose } from "./propose.ts";
@@ -25,6 +26,7 @@ export const HANDLERS: Record<string, Handler> = {
   compact,
   "deliver-msgs": deliverMsgs,
   "log-level": logLevel,
+  persist,
   "process-ready": processReady,
   propose,
   "propose-conf-change": proposeConfChange,
