@@ -48,6 +48,8 @@ export const LOG_KEEP_TAIL = 200;
 
 export interface PeerOutlet {
   send(msg: PbMessage): SendOutcome;
+  /** Whether a message to `id` has somewhere to go (its network origin is known). */
+  hasRoute(id: NodeId): boolean;
 }
 
 /** Why an inbound raft message was not stepped (a label of consensus_peer_msgs_dropped_total). */
@@ -157,6 +159,8 @@ export class RaftPeer {
   private validatorSet = new Set<NodeId>();
   private readonly inboundWarn: LogLimiter;
   private controllerBehindAtStart: bigint | undefined;
+  /** This node is to start the chain's first election (see maybeFirstCampaign). */
+  private firstCampaignPending = false;
 
   constructor(
     private readonly deps: RaftPeerDeps,
@@ -258,15 +262,16 @@ export class RaftPeer {
       now: this.now,
     });
     this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
-    if (wantsCampaign) {
-      this.log.info("start campaign ...");
-      this.node.campaign();
-    }
+    // A new chain's first validator campaigns once its peers can be reached: their network origins
+    // are learned from their probes, and a campaign sent before that is lost, leaving the chain
+    // without a leader for a whole election timeout (10-20 s with the default timers).
+    this.firstCampaignPending = wantsCampaign;
   }
 
   start(): void {
     this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
     if (this.controllerBehindAtStart !== undefined) this.committer.controllerAt(this.controllerBehindAtStart, "start");
+    if (this.firstCampaignPending) this.maybeFirstCampaign();
     this.schedule();
   }
 
@@ -401,6 +406,7 @@ export class RaftPeer {
 
   private onTick(): void {
     if (this.stopped) return;
+    if (this.firstCampaignPending) this.maybeFirstCampaign();
     if (this.holdOffTicks > 0 && this.leader === NONE) {
       // Freshly bootstrapped: the election clock does not run until a leader is heard or the wait ends.
       if (--this.holdOffTicks === 0) this.log.info("no leader heard from since bootstrap; elections may start");
@@ -410,6 +416,26 @@ export class RaftPeer {
     }
     this.proposer.poll();
     this.maybeProposeConfChange();
+    this.schedule();
+  }
+
+  /**
+   * The first campaign of a new chain, once routes reach a quorum of the voters. Given up as soon
+   * as anyone else campaigned or leads (the term moved); if no route ever appears, this node's own
+   * election timeout starts an ordinary election.
+   */
+  private maybeFirstCampaign(): void {
+    const raft = this.node.raft;
+    if (raft.term !== BOOTSTRAP_TERM || this.leader !== NONE || raft.state !== StateRole.Follower) {
+      this.firstCampaignPending = false;
+      return;
+    }
+    const voters = [...raft.prs.conf.voters.ids()];
+    const reachable = voters.filter((id) => id === this.deps.selfId || this.deps.outlet.hasRoute(id)).length;
+    if (reachable < Math.floor(voters.length / 2) + 1) return;
+    this.firstCampaignPending = false;
+    this.log.info("start campaign ...", { voters: voters.length, reachable });
+    this.node.campaign();
     this.schedule();
   }
 
