@@ -18,6 +18,7 @@ import type { ControllerClient } from "./controller.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
 import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface CommitterHost {
@@ -40,6 +41,7 @@ export interface CommitterHost {
   /** A block the controller had lost was committed again. */
   blockRecommitted?(height: bigint): void;
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  readonly timeline?: BlockTimeline;
   /** A block was committed by the controller (for metrics and the proposer). */
   blockCommitted(height: bigint, waitedMs: number): void;
   /** Applying failed in a way that cannot be retried (storage): the node must stop. */
@@ -261,6 +263,7 @@ export class Committer {
         const next = config.height < p.height ? { ...config, height: p.height } : config;
         this.host.applied(e.index, next);
         this.host.blockCommitted(p.height, this.host.clock.now() - started);
+        this.host.timeline?.done(p.height);
         return;
       }
       case EntryType.EntryConfChangeV2: {
@@ -302,15 +305,19 @@ export class Committer {
       let problem: Record<string, unknown>;
       try {
         log.info("checking proposal..", { height: p.height });
+        this.host.timeline?.at(p.height, "check_sent");
         const check = await controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal });
+        this.host.timeline?.at(p.height, "check_answered");
         // ProposalTooLow: the controller already has this height (it synced it); CommitBlock then
         // answers success at once with its configuration.
         if (check.code === StatusCodeEnum.Success || check.code === StatusCodeEnum.ProposalTooLow) {
           log.info("committing proposal..", { height: p.height });
+          this.host.timeline?.at(p.height, "commit_sent");
           const r = await controller.commitBlock(create(ProposalWithProofSchema, { proposal: p, proof: new Uint8Array(0) }), {
             timeoutMs: COMMIT_TIMEOUT_MS,
             signal,
           });
+          this.host.timeline?.at(p.height, "commit_answered");
           const code = r.status?.code ?? StatusCodeEnum.NoneStatusCode;
           if (code === StatusCodeEnum.Success && r.config) {
             if (this.failing) log.info("controller accepts blocks again", { height: p.height, attempts: attempt });

@@ -10,6 +10,7 @@ import type { InboundEnvelope } from "../peer/envelope.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
 import { type NetworkOutlet, PeerTransport, type TransportEvents } from "../peer/transport.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
 import type { ChainConfig } from "./chain-config.ts";
 import type { ControllerClient } from "./controller.ts";
 import { type Clock, type Random, sleep } from "./ports.ts";
@@ -37,6 +38,8 @@ export interface NodeDeps {
   readonly raftWithoutPeer?: () => void;
   /** The node cannot go on (a storage failure): the caller stops it. */
   readonly fatal: (err: unknown) => void;
+  /** Records each block's steps (see block-timeline.ts); off when absent. */
+  readonly timeline?: BlockTimeline;
   /** Test-only: known defects re-injected (see test-bugs.ts). */
   readonly testBugs?: ReadonlySet<NodeTestBug>;
 }
@@ -99,6 +102,7 @@ export class ConsensusNode {
             events: deps.peerEvents,
             fatal: deps.fatal,
             testBugs: deps.testBugs,
+            timeline: deps.timeline,
           },
           trigger,
         ),

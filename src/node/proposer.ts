@@ -10,6 +10,7 @@ import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import type { ControllerClient } from "./controller.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import type { ChainConfig } from "./chain-config.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface ProposerHost {
@@ -25,6 +26,7 @@ export interface ProposerHost {
   /** The controller showed its height (a proposal for the height after it). */
   controllerAt(height: bigint): void;
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  readonly timeline?: BlockTimeline;
   now(): number;
 }
 
@@ -142,9 +144,11 @@ export class Proposer {
       if (proposal.height < expected) this.host.controllerAt(proposal.height - 1n);
       return;
     }
+    this.host.timeline?.at(proposal.height, "proposal_answered");
     log.info("new proposal", { height: proposal.height, bytes: proposal.data.length });
     if (!this.host.canPropose()) return;
     if (this.host.propose(proposal)) {
+      this.host.timeline?.at(proposal.height, "proposed");
       this.pendingHeight = proposal.height;
       this.stallSince = this.host.now();
       log.info("pending proposal proposed", { height: proposal.height });

@@ -27,6 +27,7 @@ import {
   validatorIds,
   validatorIndex,
 } from "./chain-config.ts";
+import { type BlockTimeline, NO_TIMELINE } from "./block-timeline.ts";
 import { Committer } from "./committer.ts";
 import type { ControllerClient } from "./controller.ts";
 import { describeConfChange, nextConfChange, removesNode } from "./membership.ts";
@@ -96,6 +97,8 @@ export interface RaftPeerDeps {
   readonly random: Random;
   readonly events?: PeerEvents;
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  /** Records each block's steps (off by default). */
+  readonly timeline?: BlockTimeline;
   /** The node cannot continue (storage failure): the service must stop. */
   readonly fatal: (err: unknown) => void;
 }
@@ -158,6 +161,7 @@ export class RaftPeer {
   private validatorsOf: ChainConfig | undefined;
   private validatorSet = new Set<NodeId>();
   private readonly inboundWarn: LogLimiter;
+  private readonly timeline: BlockTimeline;
   private controllerBehindAtStart: bigint | undefined;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
@@ -169,6 +173,7 @@ export class RaftPeer {
     const { storage, cfg, selfId } = deps;
     this.log = deps.log;
     this.now = () => deps.clock.now();
+    this.timeline = deps.timeline ?? NO_TIMELINE;
     this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
     const stored = tryDecodeChainConfig(storage.stateMachine());
@@ -242,6 +247,7 @@ export class RaftPeer {
         keptEntry: () => storage.recommitEntry?.(),
         blockRecommitted: (height) => deps.events?.blockRecommitted?.(height),
         testBugs: deps.testBugs,
+        timeline: this.timeline,
         blockCommitted: (height, waited) => {
           this.proposer.blockApplied(height);
           deps.events?.blockCommitted?.(height, waited);
@@ -259,6 +265,7 @@ export class RaftPeer {
       transferLeadership: (reason) => this.transferLeadership(reason),
       controllerAt: (height) => this.committer.controllerAt(height, "proposal"),
       testBugs: deps.testBugs,
+      timeline: this.timeline,
       now: this.now,
     });
     this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
@@ -294,6 +301,8 @@ export class RaftPeer {
       return;
     }
     try {
+      if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
+      else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_received");
       this.node.step(m);
     } catch (e) {
       if (e instanceof RaftError) this.log.debug("raft message not stepped", { from: m.from, reason: e.kind });
@@ -475,6 +484,7 @@ export class RaftPeer {
       storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
       this.sendAll(rd.persistedMessages);
     }
+    if (rd.entries.length > 0) this.timeline.atEntries(rd.entries, "persisted");
     const light = this.node.advanceAppend(rd);
     this.sendAll(light.messages);
     // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
@@ -486,12 +496,16 @@ export class RaftPeer {
     }
     if (rd.softState) this.roleChange(rd.softState.raftState, rd.softState.leaderId);
     // Committed entries go to the commit pipeline (controller calls happen there).
+    this.timeline.atEntries(rd.committedEntries, "committed");
+    this.timeline.atEntries(light.committedEntries, "committed");
     this.committer.enqueue(rd.committedEntries);
     this.committer.enqueue(light.committedEntries);
   }
 
   private sendAll(msgs: Message[]): void {
     for (const m of msgs) {
+      if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_sent");
+      else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_sent");
       const outcome = this.deps.outlet.send(messageToPb(m));
       if (outcome !== "queued") {
         this.unreachable.add(m.to);

@@ -12,6 +12,7 @@ import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
 import { createGrpcServer } from "../rpc/server.ts";
 import { SqliteStorage } from "../storage/sqlite.ts";
 import { MAX_QUEUED_ENTRIES } from "../node/committer.ts";
+import { LoggedBlockTimeline } from "../node/block-timeline.ts";
 import { ConsensusNode } from "../node/node.ts";
 import { systemClock, systemRandom } from "../node/ports.ts";
 
@@ -55,6 +56,8 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     controller,
     network,
     listenPort: () => server.port,
+    // CONSENSUS_BLOCK_TIMELINE=1: one "block timeline" line per block (bench/e2e.ts reads them).
+    timeline: process.env.CONSENSUS_BLOCK_TIMELINE === "1" ? new LoggedBlockTimeline(log.withTag("timeline"), () => performance.timeOrigin + performance.now()) : undefined,
     fatal: (e) => fatal(e),
     raftWithoutPeer: () => metrics?.peerMsgsDropped.inc({ reason: "not_validator" }),
     transportEvents: {
