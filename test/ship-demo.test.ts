@@ -173,6 +173,7 @@ describe("the view", () => {
       height: 4n,
       committerBacklog: 0,
       blockIntervalSeconds: 1,
+      voters: 3,
       leaderlessSeconds: 0,
       lastBlockAgeSeconds: 0.4,
     }));

@@ -21,6 +21,8 @@ export interface ConsensusStateSource {
     height: bigint;
     committerBacklog: number;
     blockIntervalSeconds: number;
+    /** Voters of the Raft configuration (its incoming half during a joint one). */
+    voters: number;
     /** How long this node has known no leader (0 while it knows one), seconds. */
     leaderlessSeconds: number;
     /** Since this node last committed a block (or since its Raft peer started), seconds. */
@@ -81,6 +83,7 @@ export class ConsensusMetrics {
     gauge("consensus_last_index", "last index of the Raft log", (s) => s.lastIndex);
     gauge("consensus_block_height", "chain height of the applied configuration", (s) => Number(s.height));
     gauge("consensus_commit_backlog", "committed entries waiting for the controller", (s) => s.committerBacklog);
+    gauge("consensus_voters", "voters in the Raft configuration (the incoming half of a joint one)", (s) => s.voters);
     gauge("consensus_block_interval_seconds", "block interval of the applied chain configuration", (s) => s.blockIntervalSeconds);
     gauge("consensus_leaderless_seconds", "how long this node has known no Raft leader (0 while it knows one)", (s) => s.leaderlessSeconds);
     gauge(

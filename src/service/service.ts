@@ -103,6 +103,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
           height: s.height,
           committerBacklog: s.committerBacklog,
           blockIntervalSeconds: s.blockInterval,
+          voters: s.voters.length,
           leaderlessSeconds: s.leaderlessMs / 1000,
           lastBlockAgeSeconds: (s.lastBlock?.agoMs ?? s.runningMs) / 1000,
         };
