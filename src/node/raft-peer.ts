@@ -13,7 +13,7 @@ import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
 import { RaftError } from "../raft/errors.ts";
 import type { RaftLogger } from "../raft/logger.ts";
 import { StateRole } from "../raft/raft.ts";
-import { RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
+import { type PeerProgress, RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
 import { ProgressState } from "../raft/tracker/progress.ts";
 import { type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/types.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
@@ -111,11 +111,29 @@ export interface PeerStatus {
   applied: number;
   lastIndex: number;
   height: bigint;
+  /** Block interval of the applied chain configuration, seconds. */
+  blockInterval: number;
   voters: NodeId[];
+  /** The outgoing half of a joint configuration (empty otherwise). */
+  votersOutgoing: NodeId[];
+  learners: NodeId[];
+  /** On the leader: every other member's replication progress and how long ago it last spoke to us. */
+  peers?: PeerView[];
   /** Committed entries waiting for the controller (in memory or still in storage). */
   committerBacklog: number;
   /** Of those, entries held in memory (bounded). */
   committerQueued: number;
+  /** How long this node has known no leader (0 while it knows one), ms. */
+  leaderlessMs: number;
+  /** The last block this peer committed to the controller, if any. */
+  lastBlock?: { height: bigint; commitLatencyMs: number; agoMs: number };
+  /** Since this peer started, ms. */
+  runningMs: number;
+}
+
+export interface PeerView extends PeerProgress {
+  /** Since the last Raft message from it that we accepted, ms; undefined if none since this peer started. */
+  heardAgoMs?: number;
 }
 
 function sameValidators(a: ChainConfig, b: ChainConfig): boolean {
@@ -165,6 +183,12 @@ export class RaftPeer {
   private controllerBehindAtStart: bigint | undefined;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
+  /** When each member last sent us a message that was stepped (status only). */
+  private readonly heardAt = new Map<NodeId, number>();
+  private readonly startedAt: number;
+  /** Since when no leader is known; undefined while one is. */
+  private leaderlessSince: number | undefined;
+  private lastBlock: { height: bigint; commitLatencyMs: number; at: number } | undefined;
 
   constructor(
     private readonly deps: RaftPeerDeps,
@@ -176,6 +200,7 @@ export class RaftPeer {
     this.timeline = deps.timeline ?? NO_TIMELINE;
     this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
+    this.startedAt = this.leaderlessSince = this.now();
     const stored = tryDecodeChainConfig(storage.stateMachine());
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
@@ -249,6 +274,7 @@ export class RaftPeer {
         testBugs: deps.testBugs,
         timeline: this.timeline,
         blockCommitted: (height, waited) => {
+          this.lastBlock = { height, commitLatencyMs: waited, at: this.now() };
           this.proposer.blockApplied(height);
           deps.events?.blockCommitted?.(height, waited);
         },
@@ -300,6 +326,7 @@ export class RaftPeer {
       this.dropInbound("undecodable", pb, e instanceof CodecError ? e.message : String(e));
       return;
     }
+    this.heardAt.set(m.from, this.now());
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
       else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_received");
@@ -342,17 +369,30 @@ export class RaftPeer {
 
   status(): PeerStatus {
     const st = this.node.status();
+    const now = this.now();
+    const heard = (id: NodeId) => {
+      const at = this.heardAt.get(id);
+      return at === undefined ? undefined : now - at;
+    };
+    const last = this.lastBlock;
     return {
       term: st.hardState.term,
       role: st.softState.raftState,
       leader: st.softState.leaderId,
       commit: st.hardState.commit,
       applied: this.deps.storage.appliedIndex(),
-      lastIndex: this.node.raft.raftLog.lastIndex(),
+      lastIndex: st.lastIndex,
       height: this.config.height,
+      blockInterval: this.config.blockInterval,
       voters: st.confState.voters,
+      votersOutgoing: st.confState.votersOutgoing,
+      learners: st.confState.learners,
+      peers: st.peers?.map((p) => ({ ...p, heardAgoMs: heard(p.id) })),
       committerBacklog: this.committer.backlog,
       committerQueued: this.committer.queued,
+      leaderlessMs: this.leaderlessSince === undefined ? 0 : now - this.leaderlessSince,
+      lastBlock: last && { height: last.height, commitLatencyMs: last.commitLatencyMs, agoMs: now - last.at },
+      runningMs: now - this.startedAt,
     };
   }
 
@@ -546,6 +586,8 @@ export class RaftPeer {
     const wasLeader = this.role === StateRole.Leader;
     this.role = role;
     this.leader = leader;
+    if (leader === NONE) this.leaderlessSince ??= this.now();
+    else this.leaderlessSince = undefined;
     const term = this.node.raft.term;
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
