@@ -42,7 +42,7 @@ export function tryDecodeProposal(b: Uint8Array): Proposal | undefined {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
@@ -50,7 +50,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Position of `address` in the validator list, or -1. */
 export function validatorIndex(c: ChainConfig, address: Uint8Array): number {
-  return c.validators.findIndex((v) => sameBytes(v, address));
+  return c.validators.findIndex((v) => bytesEqual(v, address));
 }
 
 /** Raft ids of the validators, in list order, without duplicates. */

@@ -38,12 +38,18 @@ export class SqliteStorage implements NodeStorage {
   private readonly setAbort: Statement;
   private readonly setStateMachineStmt: Statement;
 
+  /** The synchronous mode the connection is in now (see write()). */
+  private syncNow: SyncMode;
+
   private constructor(
     /** Path of the database file, for messages. */
     readonly file: string,
     private readonly db: Database,
     private readonly s: DurableState,
+    /** The mode of the writes Raft's safety depends on: FULL fsyncs each of them. */
+    private readonly syncMode: SyncMode,
   ) {
+    this.syncNow = syncMode;
     this.insertBatch = db.prepare("INSERT INTO log (first_index, last_index, entries) VALUES (?, ?, ?)");
     this.deleteLog = db.prepare("DELETE FROM log");
     this.deleteBatchesFrom = db.prepare("DELETE FROM log WHERE last_index >= ? RETURNING first_index");
@@ -70,7 +76,8 @@ export class SqliteStorage implements NodeStorage {
   static open(dir: string, opts: OpenOptions = {}): SqliteStorage {
     const file = path.join(dir, DB_FILE);
     const log = opts.log;
-    const { db, fresh } = openDatabase(dir, file, opts.synchronous ?? "FULL");
+    const syncMode = opts.synchronous ?? "FULL";
+    const { db, fresh } = openDatabase(dir, file, syncMode);
     try {
       let state: DurableState;
       if (fresh) {
@@ -88,7 +95,7 @@ export class SqliteStorage implements NodeStorage {
           log?.warn("ignoring legacy raft files: the database already holds this node's state", { files: leftovers.join(",") });
         }
       }
-      const storage = new SqliteStorage(file, db, state);
+      const storage = new SqliteStorage(file, db, state, syncMode);
       log?.info("raft storage opened", {
         file,
         first_index: storage.firstIndex(),
@@ -213,7 +220,11 @@ export class SqliteStorage implements NodeStorage {
     // raft-rs refuses to start with a commit index beyond its log.
     if (hs.commit > last) throw new Error(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
 
-    this.write("persist", () => {
+    // Entries, a snapshot, a new term or a vote must be on disk before anything is sent about them;
+    // a commit index alone need not (Raft learns it again from the leader), so it rides along with
+    // the next write that is synced.
+    const mustSync = snap !== undefined || ents.length > 0 || (batch.hardState !== undefined && (batch.hardState.term !== s.hardState.term || batch.hardState.vote !== s.hardState.vote));
+    this.write("persist", mustSync, () => {
       if (snap) {
         const m = snap.metadata;
         this.deleteLog.run();
@@ -257,7 +268,9 @@ export class SqliteStorage implements NodeStorage {
     const term = this.term(index);
     const hs = s.hardState.commit < index ? { ...s.hardState, commit: index } : undefined;
     const cs = update.confState ? cloneConfState(update.confState) : undefined;
-    this.write("apply", () =>
+    // Not synced: after a power loss the node applies the lost tail again, which the controller
+    // answers as already done (CommitBlock is idempotent for heights it has).
+    this.write("apply", false, () =>
       this.setApplied.run(index, term, update.stateMachine ?? null, cs ? encodeConfState(cs) : null, hs ? encodeHardState(hs) : null),
     );
     s.appliedIndex = index;
@@ -278,7 +291,7 @@ export class SqliteStorage implements NodeStorage {
     const removed = newFirst - this.firstIndex();
     if (removed <= 0) return 0;
     const term = this.term(newFirst - 1);
-    this.write("compact", () => {
+    this.write("compact", false, () => {
       // A batch reaching past newFirst - 1 stays whole; loading skips its compacted head.
       this.deleteBatchesBelow.run(newFirst);
       this.setCompacted.run(newFirst - 1, term);
@@ -298,7 +311,7 @@ export class SqliteStorage implements NodeStorage {
    * configuration from its controller (Reconfigure, or at bootstrap).
    */
   setStateMachine(stateMachine: Uint8Array): void {
-    this.write("state machine", () => this.setStateMachineStmt.run(stateMachine));
+    this.write("state machine", false, () => this.setStateMachineStmt.run(stateMachine));
     this.s.stateMachine = stateMachine;
   }
 
@@ -313,7 +326,7 @@ export class SqliteStorage implements NodeStorage {
 
   setAbortHeight(height: bigint): void {
     if (height < 0n || height > U64_MAX) throw new Error(`abort height ${height} is not a u64`);
-    this.write("abort height", () => this.setAbort.run(height.toString()));
+    this.write("abort height", true, () => this.setAbort.run(height.toString()));
     this.s.abortHeight = height;
   }
 
@@ -334,8 +347,18 @@ export class SqliteStorage implements NodeStorage {
     }
   }
 
-  private write(what: string, f: () => void): void {
+  /**
+   * One transaction. `sync` writes follow the configured mode (FULL: fsynced before this returns);
+   * the others are NORMAL: durable across a process crash, and on disk with the next synced write
+   * (the WAL is synced in order, so what survives a power loss is always a prefix of the writes).
+   */
+  private write(what: string, sync: boolean, f: () => void): void {
+    const mode: SyncMode = sync ? this.syncMode : "NORMAL";
     try {
+      if (mode !== this.syncNow) {
+        this.db.run(`PRAGMA synchronous = ${mode}`);
+        this.syncNow = mode;
+      }
       this.db.transaction(f)();
     } catch (e) {
       throw new StorageWriteError(`raft database ${this.file}: ${what} failed: ${describeSqliteError(e)}`);

@@ -222,3 +222,50 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
 function decodeData(e: Entry): Uint8Array {
   return tryDecodeProposal(e.data)!.data;
 }
+
+describe("early checks: a block is checked when it reaches the log, committed with CommitBlock alone", () => {
+  const methods = (t: ReturnType<typeof setup>) => t.controller.calls.map((c) => `${c.method}:${c.height}`);
+
+  test("the next block for an idle controller is checked before it is committed; its commit needs only CommitBlock", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 1n)]);
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual(["CheckProposal:1"]);
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]);
+  });
+
+  test("the result counts only for the very same bytes: another block at that height is checked again", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 1n)]);
+    const other = newEntry({ index: 1, term: 3, data: encodeProposal(create(ProposalSchema, { height: 1n, data: new Uint8Array([9]) })) });
+    t.enqueue([other]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CheckProposal:1", "CommitBlock:1"]);
+    expect(t.controller.calls[1].data).toEqual(new Uint8Array([9]));
+  });
+
+  test("no early check of a block that is not next, nor while the controller is busy with the one before", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 2n)]); // a gap: the controller would take it as too high and sync
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual([]);
+    t.controller.plan.commit = ["hang"];
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.controller.count("CommitBlock") === 1, 60_000, "block 1 in flight");
+    t.committer.appended([block(2, 2n)]);
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]);
+  });
+
+  test("a failed early check is only a missed shortcut: the commit path checks again", async () => {
+    const t = setup();
+    t.controller.plan.check = ["unavailable"];
+    t.committer.appended([block(1, 1n)]);
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CheckProposal:1", "CommitBlock:1"]);
+  });
+});
+
