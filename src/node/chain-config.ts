@@ -53,9 +53,19 @@ export function validatorIndex(c: ChainConfig, address: Uint8Array): number {
   return c.validators.findIndex((v) => bytesEqual(v, address));
 }
 
-/** Raft ids of the validators, in list order, without duplicates. */
-export function validatorIds(c: ChainConfig): bigint[] {
-  return [...new Set(c.validators.map((v) => peerIdFromAddress(v)))];
+const idsOf = new WeakMap<ChainConfig, readonly bigint[]>();
+
+/**
+ * Raft ids of the validators, in list order, without duplicates. Remembered per configuration
+ * object (configurations are never changed in place): the leader asks on every tick and apply.
+ */
+export function validatorIds(c: ChainConfig): readonly bigint[] {
+  let ids = idsOf.get(c);
+  if (ids === undefined) {
+    ids = [...new Set(c.validators.map((v) => peerIdFromAddress(v)))];
+    idsOf.set(c, ids);
+  }
+  return ids;
 }
 
 export function describeChainConfig(c: ChainConfig): Record<string, unknown> {

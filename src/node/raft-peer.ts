@@ -212,7 +212,7 @@ export class RaftPeer {
     const initial = storage.initialState();
     const uninitialized = initial.confState.voters.length === 0 && initial.confState.learners.length === 0 && initial.hardState.term === 0;
     if (position >= 0 && uninitialized) {
-      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: validatorIds(trigger) }));
+      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: [...validatorIds(trigger)] }));
       storage.persist({ snapshot: snap });
       this.config = decodeChainConfig(snap.data);
       if (trigger.height === 0n) {
