@@ -3,13 +3,13 @@
 // a loopback address keeps the unauthenticated ports off the network. Issue "Hardening", item 4.
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
-import type { Config } from "../src/config/types.ts";
-import { startService } from "../src/service/service.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { FakeNetwork } from "./support/fake-network.ts";
-import { freePort } from "./support/free-port.ts";
-import { GrpcJsClient } from "./support/grpc-js-client.ts";
-import { serviceConfig } from "./support/service-config.ts";
+import type { Config } from "../../src/config/types.ts";
+import { startService } from "../../src/service/service.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { FakeNetwork } from "../support/fake-network.ts";
+import { freePort } from "../support/free-port.ts";
+import { GrpcJsClient } from "../support/grpc-js-client.ts";
+import { serviceConfig } from "../support/service-config.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

@@ -7,15 +7,15 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HealthCheckResponse_ServingStatus as Status } from "../gen/health_check_pb.ts";
-import { parseGoDuration, parseProbeFlags } from "../src/cli/grpc-health-probe.ts";
-import { parseAddr, parseTimeout } from "../src/cli/health.ts";
-import { UsageError } from "../src/cli/errors.ts";
-import { silentLogger } from "../src/devchain/log.ts";
-import { freePorts } from "../src/devchain/grpc.ts";
-import { createGrpcServer, type GrpcServer } from "../src/rpc/server.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { HealthCheckResponse_ServingStatus as Status } from "../../gen/health_check_pb.ts";
+import { parseGoDuration, parseProbeFlags } from "../../src/cli/grpc-health-probe.ts";
+import { parseAddr, parseTimeout } from "../../src/cli/health.ts";
+import { UsageError } from "../../src/cli/errors.ts";
+import { silentLogger } from "../../src/devchain/log.ts";
+import { freePorts } from "../../src/devchain/grpc.ts";
+import { createGrpcServer, type GrpcServer } from "../../src/rpc/server.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {

@@ -7,7 +7,7 @@ import {
   PeerIdError,
   peerIdFromAddress,
   peerIdHex,
-} from "../src/peer/peer-id.ts";
+} from "../../src/peer/peer-id.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 

@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { ConfigError } from "../src/config/errors.ts";
-import { DEFAULT_METRICS_BUCKETS, loadConfig } from "../src/config/load.ts";
+import { ConfigError } from "../../src/config/errors.ts";
+import { DEFAULT_METRICS_BUCKETS, loadConfig } from "../../src/config/load.ts";
 
-const ROOT = resolve(import.meta.dir, "..");
+const ROOT = resolve(import.meta.dir, "../..");
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";
 const ADDRESS_BYTES = Uint8Array.fromHex(ADDRESS);
 

@@ -7,9 +7,9 @@ import { afterAll, expect, test } from "bun:test";
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePorts } from "../src/devchain/grpc.ts";
-import { ROOT, ensureBinary } from "./support/binary.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { freePorts } from "../../src/devchain/grpc.ts";
+import { ROOT, ensureBinary } from "../support/binary.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";
 const DEFAULT_CMD = ["consensus", "run", "-c", "/etc/cita-cloud/config/config.toml", "--stdout"];

@@ -4,10 +4,10 @@
 // memory. Afterwards it catches up and commits everything in order. Issue "Hardening", item 5.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { DevChain } from "../src/devchain/chain.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { rssMiB, scrapeNode, waitForLeader } from "./support/chain-metrics.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { DevChain } from "../../src/devchain/chain.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { rssMiB, scrapeNode, waitForLeader } from "../support/chain-metrics.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const HANG_MS = 30_000;
 

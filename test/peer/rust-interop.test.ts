@@ -4,20 +4,20 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { StatusCodeSchema } from "../gen/common_pb.ts";
-import { MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { NetworkMsgSchema } from "../gen/network_pb.ts";
-import { startService, type RunningService } from "../src/service/service.ts";
-import { decodePeerId, encodePeerId } from "../src/peer/peer-id.ts";
-import { PeerTransport } from "../src/peer/transport.ts";
-import { createNetworkClient } from "../src/rpc/clients.ts";
-import { createGrpcServer } from "../src/rpc/server.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { FakeNetwork } from "./support/fake-network.ts";
-import { freePort } from "./support/free-port.ts";
-import { GrpcJsClient } from "./support/grpc-js-client.ts";
-import { serviceConfig } from "./support/service-config.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { StatusCodeSchema } from "../../gen/common_pb.ts";
+import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { NetworkMsgSchema } from "../../gen/network_pb.ts";
+import { startService, type RunningService } from "../../src/service/service.ts";
+import { decodePeerId, encodePeerId } from "../../src/peer/peer-id.ts";
+import { PeerTransport } from "../../src/peer/transport.ts";
+import { createNetworkClient } from "../../src/rpc/clients.ts";
+import { createGrpcServer } from "../../src/rpc/server.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { FakeNetwork } from "../support/fake-network.ts";
+import { freePort } from "../support/free-port.ts";
+import { GrpcJsClient } from "../support/grpc-js-client.ts";
+import { serviceConfig } from "../support/service-config.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const SELF_ID = 2656592473731891376n; // peer id of the all-zero address in serviceConfig
 const RUST_PEER_ID = 5936725455453027748n; // 0x52637c58fd4bfda4

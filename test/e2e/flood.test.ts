@@ -6,11 +6,11 @@
 // committing during and after the flood. Issue "Hardening", item 1.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { DevChain } from "../src/devchain/chain.ts";
-import { peerIdFromAddress } from "../src/peer/peer-id.ts";
-import { ensureBinary, ROOT } from "./support/binary.ts";
-import { rssMiB, scrapeNode, waitForLeader } from "./support/chain-metrics.ts";
-import { GrpcJsClient } from "./support/grpc-js-client.ts";
+import { DevChain } from "../../src/devchain/chain.ts";
+import { peerIdFromAddress } from "../../src/peer/peer-id.ts";
+import { ensureBinary, ROOT } from "../support/binary.ts";
+import { rssMiB, scrapeNode, waitForLeader } from "../support/chain-metrics.ts";
+import { GrpcJsClient } from "../support/grpc-js-client.ts";
 
 /** FLOOD_SECONDS=<n> floods longer (memory plateaus: 40 s peaked within 3 MiB of 10 s). */
 const FLOOD_SECONDS = Number(process.env.FLOOD_SECONDS ?? 10);

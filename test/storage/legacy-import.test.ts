@@ -5,10 +5,10 @@ import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { EntryType, newConfState } from "../src/raft/types.ts";
-import { StorageOpenError } from "../src/storage/errors.ts";
-import { DB_FILE, SqliteStorage } from "../src/storage/sqlite.ts";
-import { fingerprint } from "./fixtures/storage/workload.ts";
+import { EntryType, newConfState } from "../../src/raft/types.ts";
+import { StorageOpenError } from "../../src/storage/errors.ts";
+import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
+import { fingerprint } from "../fixtures/storage/workload.ts";
 
 const hex = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
 // ConsensusConfiguration{height 0, block_interval 3, validators [f805…c1d9]}

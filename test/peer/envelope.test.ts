@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { NetworkMsgSchema } from "../gen/network_pb.ts";
+import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { NetworkMsgSchema } from "../../gen/network_pb.ts";
 import {
   EnvelopeError,
   parseEnvelope,
@@ -10,7 +10,7 @@ import {
   probeRespEnvelope,
   raftEnvelope,
   refreshEnvelope,
-} from "../src/peer/envelope.ts";
+} from "../../src/peer/envelope.ts";
 
 const EXAMPLE_ID = 5936725455453027748n; // peer id of f805cf7d…c1d9
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");

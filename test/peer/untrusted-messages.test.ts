@@ -3,15 +3,15 @@
 // queue on the way is bounded. Issue "Hardening", items 1 (unit level), 3 and 5.
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { ConsensusConfigurationSchema } from "../gen/common_pb.ts";
-import { type Message as PbMessage, MessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { ConsensusMetrics, MAX_CALL_HISTOGRAMS } from "../src/metrics/metrics.ts";
-import { encodeChainConfig } from "../src/node/chain-config.ts";
-import { decodePeerId } from "../src/peer/peer-id.ts";
-import { LogLimiter } from "../src/peer/rate.ts";
-import { type NetworkOutlet, PeerTransport } from "../src/peer/transport.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { PeerRig } from "./support/peer-rig.ts";
+import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
+import { type Message as PbMessage, MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { ConsensusMetrics, MAX_CALL_HISTOGRAMS } from "../../src/metrics/metrics.ts";
+import { encodeChainConfig } from "../../src/node/chain-config.ts";
+import { decodePeerId } from "../../src/peer/peer-id.ts";
+import { LogLimiter } from "../../src/peer/rate.ts";
+import { type NetworkOutlet, PeerTransport } from "../../src/peer/transport.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { PeerRig } from "../support/peer-rig.ts";
 
 const rigs: PeerRig[] = [];
 afterEach(async () => {
