@@ -227,7 +227,7 @@ describe("the compiled binary", () => {
     return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
   }
 
-  test.each([[["--version"]], [["-V"]], [["-V", "run"]]])("%p prints the seed's version line", (args) => {
+  test.each([[["--version"]], [["-V"]], [["-V", "run"]]])("%p prints the Rust service's version line", (args) => {
     expect(run(args)).toEqual({ code: 0, stdout: `consensus_raft ${pkg.version}\n`, stderr: "" });
   });
 
@@ -242,7 +242,7 @@ describe("the compiled binary", () => {
     expect(run(["--help"])).toEqual(help);
   });
 
-  test("run -h documents every flag of the seed, and `help run` says the same", () => {
+  test("run -h documents every flag the Rust service has, and `help run` says the same", () => {
     const help = run(["run", "-h"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: consensus run [OPTIONS]");

@@ -72,7 +72,7 @@ const DEFAULTS = {
 };
 
 describe("loadConfig: values", () => {
-  test("example/config.toml from the seed loads with the node address file beside it", () => {
+  test("the Rust service's example/config.toml loads with the node address file beside it", () => {
     const { config, warnings } = withCwd(ROOT, () => loadConfig("example/config.toml"));
     expect(warnings).toEqual([]);
     expect(config).toEqual({
@@ -83,7 +83,7 @@ describe("loadConfig: values", () => {
     });
   });
 
-  test("every key is optional except node_addr, with the seed's defaults", () => {
+  test("every key is optional except node_addr, with the Rust service's defaults", () => {
     const { path, addrPath } = setup("[consensus_raft]\nnode_addr = $ADDR\n");
     const { config, warnings } = loadConfig(path);
     expect(warnings).toEqual([]);

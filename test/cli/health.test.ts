@@ -27,7 +27,7 @@ let bin: string;
 let probeBin: string;
 beforeAll(async () => {
   bin = await ensureBinary();
-  const dir = mkdtempSync(join(tmpdir(), "ship-probe-"));
+  const dir = mkdtempSync(join(tmpdir(), "health-probe-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   probeBin = join(dir, "grpc-health-probe");
   symlinkSync(bin, probeBin);
@@ -90,7 +90,7 @@ describe("address and timeout flags", () => {
 describe("against a running `consensus run`", () => {
   let port: number;
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ship-health-"));
+    const dir = mkdtempSync(join(tmpdir(), "health-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const [grpc, metrics, network, controller] = await freePorts(4);
     port = grpc;

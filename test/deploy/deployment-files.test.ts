@@ -58,7 +58,7 @@ function acceptedBy(cmd: { args?: unknown }, name: string, argv: string[]): stri
 test.skipIf(!Bun.which("systemd-analyze"))("systemd-analyze verify accepts the unit without a single warning", async () => {
   // verify insists that ExecStart's binary exists: point it at the one just built, nothing else changes.
   const bin = await ensureBinary();
-  const dir = mkdtempSync(join(tmpdir(), "ship-unit-"));
+  const dir = mkdtempSync(join(tmpdir(), "systemd-unit-"));
   try {
     const unit = readFileSync(UNIT_PATH, "utf8");
     expect(unit).toContain("ExecStart=/usr/local/bin/consensus ");

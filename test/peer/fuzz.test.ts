@@ -4,7 +4,7 @@
 // encodings and of valid eraftpb encodings inside a valid envelope, plus plain random bytes.
 // Properties: nothing throws but the envelope's own typed refusal (INVALID_ARGUMENT on the wire),
 // every case returns at once, input refused as undecodable changes no state at all (not even the
-// mailbook), and the peer never fails or moves its term or commit backwards. Issue "Hardening", item 6. FUZZ_SEED=<n> replays a run; FUZZ_CASES=<n> scales it.
+// mailbook), and the peer never fails or moves its term or commit backwards. FUZZ_SEED=<n> replays a run; FUZZ_CASES=<n> scales it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as http2 from "node:http2";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";

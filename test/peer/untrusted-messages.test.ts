@@ -1,6 +1,6 @@
-// Hardening of the peer-message path against forged, stale, misdirected and flooding traffic: what
+// The peer-message path against forged, stale, misdirected and flooding traffic: what
 // reaches Raft, what is dropped (and counted), what the mailbook lets itself be told, and that every
-// queue on the way is bounded. Issue "Hardening", items 1 (unit level), 3 and 5.
+// queue on the way is bounded.
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";

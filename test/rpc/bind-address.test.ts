@@ -1,6 +1,6 @@
 // Exposure: the gRPC and metrics servers bind the configured addresses (grpc_listen_addr,
 // metrics_listen_addr). The default stays `::` (every interface, both families) for compatibility;
-// a loopback address keeps the unauthenticated ports off the network. Issue "Hardening", item 4.
+// a loopback address keeps the unauthenticated ports off the network.
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
 import type { Config } from "../../src/config/types.ts";

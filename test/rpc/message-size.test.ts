@@ -1,7 +1,7 @@
-// Hardening against oversized and piled-up input on the gRPC port: a message above max_message_bytes
+// Oversized and piled-up input on the gRPC port: a message above max_message_bytes
 // is refused with RESOURCE_EXHAUSTED from its frame header, before its body is read; calls, request
 // bytes and connections in flight are bounded; the controller and network clients apply the same
-// limit to replies. Issue "Hardening", item 2 (and the server's share of 5).
+// limit to replies.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
@@ -273,7 +273,7 @@ describe("the compiled service does not buffer a 100 MiB message", () => {
 
   beforeAll(async () => {
     const binary = await ensureBinary();
-    dir = mkdtempSync(join(tmpdir(), "hardening-size-"));
+    dir = mkdtempSync(join(tmpdir(), "message-size-"));
     port = await freePort();
     writeFileSync(join(dir, "node_address"), "2222222222222222222222222222222222222222");
     writeFileSync(

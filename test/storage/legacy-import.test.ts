@@ -1,5 +1,5 @@
 // First start on a raft_data_path left by the Rust consensus_raft: its raft-snapshot, raft-entry
-// and abort_height files are imported once (byte examples from the seed, §9.8).
+// and abort_height files are imported once (byte for byte what consensus_raft 6.7.4 writes).
 import { afterEach, describe, expect, test } from "bun:test";
 import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
@@ -50,7 +50,7 @@ function openFails(dir: string): string {
 }
 
 describe("importing the Rust service's files", () => {
-  test("the reference snapshot, entry and abort height become the node's state, and are logged", () => {
+  test("the Rust service's snapshot, entry and abort height become the node's state, and are logged", () => {
     const dir = legacyDir({ "raft-snapshot": SNAPSHOT_FILE, "raft-entry": ENTRY_FILE, abort_height: "12" });
     const { log, lines } = capture();
     const s = SqliteStorage.open(dir, { log });
