@@ -1,6 +1,6 @@
 // eraftpb wire compatibility with raft-rs: field numbers and wire types checked by a small protobuf
 // reader written here (independent of @bufbuild/protobuf), exact uint64 ids, checked terms and
-// indexes, int64 priority, and the byte examples of the seed (§9.8) produced by the Rust service.
+// indexes, int64 priority, and byte examples of files the Rust service writes.
 import { describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as pb from "../../gen/eraftpb_pb.ts";
