@@ -1,4 +1,4 @@
-// The binary answers to the name `grpc-health-probe` too. The Rust image shipped grpc-ecosystem's
+// The binary answers to the name `grpc-health-probe` too. The Rust image shipped the gRPC project's
 // probe, and cloud-config's liveness probe runs `grpc-health-probe -addr=localhost:50001`; the
 // scratch image links that name to this binary, which then reads that tool's flags (Go syntax:
 // -flag=value, -flag value, --flag) and exits with its codes: 0 SERVING, 1 invalid arguments,

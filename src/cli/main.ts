@@ -14,7 +14,7 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** Names under which the binary is grpc-ecosystem's health probe (the Rust image shipped it). */
+/** Names under which the binary is the gRPC project's health probe (the Rust image shipped it). */
 const PROBE_NAMES = ["grpc-health-probe", "grpc_health_probe"];
 
 /** `invokedAs` is argv[0]: under a PROBE_NAMES name the binary is that probe (grpc-health-probe.ts). */

@@ -1,4 +1,4 @@
-// Controller emulator: plays controller_hsm toward one consensus process (ecosystem notes §1.2-§1.6).
+// Controller emulator: plays controller_hsm toward one consensus process (its behaviour: README.md here).
 // It serves controller.Consensus2ControllerService with the real height rules, calls the local
 // consensus' Reconfigure at start-up until it answers 0, and syncs blocks from peer controllers
 // (CheckBlock + Reconfigure per synced block) when it falls behind. Tests drive its faults.

@@ -1,4 +1,4 @@
-// Network emulator: plays network_zenoh for every node of a devchain (ecosystem notes §2.1).
+// Network emulator: plays network_zenoh for every node of a devchain (its behaviour: README.md here).
 // One fabric holds all nodes; each node gets its own network.NetworkService endpoint. A message is
 // delivered to the destination's consensus in its own task (so order is not kept), with `origin`
 // rewritten to the sender, retried like cloud-common-rs' RetryClient and then dropped. Loss,

@@ -1,10 +1,10 @@
-// Prometheus metrics: the seed's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
+// Prometheus metrics: the Rust service's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
 // milliseconds, buckets from `metrics_buckets`) plus the consensus state the Rust service never
 // exported (term, role, leader, commit/applied index, height, proposals, elections, transfers,
 // commit latency). A private registry: no default Node/Bun collectors (on Bun some of them block
-// the event loop on every scrape). Names follow Prometheus conventions (`promtool check metrics`
-// is clean) except the seed's `<client-name>_to_<Method>` histograms, kept as the Rust service
-// named them for existing dashboards.
+// the event loop on every scrape, for time that grows with the heap). Names follow Prometheus
+// conventions (`promtool check metrics` is clean) except the `<client-name>_to_<Method>`
+// histograms, kept as the Rust service named them for existing dashboards.
 import type { Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -183,7 +183,7 @@ export class ConsensusMetrics {
 
   private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
 
-  /** Records one served call as the seed does: only calls that carry a valid `client-name`. */
+  /** Records one served call as the Rust service does: only calls that carry a valid `client-name`. */
   observeCall(clientName: string | null, method: string, ms: number): void {
     if (!clientName) return;
     const name = `${clientName}_to_${method}`;

@@ -35,7 +35,7 @@ import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.
 import { Proposer } from "./proposer.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
 
-/** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
+/** The Rust service's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
 export const BOOTSTRAP_TERM = 5;
 /**
@@ -205,7 +205,7 @@ export class RaftPeer {
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
 
-    // A fresh store of a validator starts from the seed's bootstrap snapshot, so mixed Rust/TS
+    // A fresh store of a validator starts from the Rust service's bootstrap snapshot, so mixed Rust/TS
     // chains start the same way; the first listed validator campaigns at once.
     const position = validatorIndex(trigger, cfg.nodeAddress);
     let wantsCampaign = false;

@@ -43,7 +43,7 @@ export function refreshEnvelope(origin: bigint, intendedTo: bigint): NetworkMsg 
   return create(NetworkMsgSchema, { module: MODULE, type: "refresh", origin, msg: encodePeerId(intendedTo) });
 }
 
-/** Validates an inbound NetworkMsg; throws EnvelopeError with the seed's message for each defect. */
+/** Validates an inbound NetworkMsg; throws EnvelopeError with consensus_raft's message for each defect. */
 export function parseEnvelope(nm: NetworkMsg): InboundEnvelope {
   if (nm.module !== MODULE) throw new EnvelopeError(`wrong module: ${JSON.stringify(nm.module)}`);
   switch (nm.type) {

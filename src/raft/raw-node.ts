@@ -1,5 +1,5 @@
 // RawNode: the only surface the application sees. It wraps the Raft state machine and hands out
-// its work in Ready batches. Rules for the caller (raft-rs semantics, see raft-reference §3.2):
+// its work in Ready batches. Rules for the caller (raft-rs semantics; src/raft/README.md explains them):
 //  1. if hasReady(): rd = ready(); between ready() and advance*() call nothing that changes state;
 //  2. send rd.messages at once (a leader's appends may overlap with its own fsync);
 //  3. persist rd.snapshot, rd.entries and rd.hardState durably (one transaction);

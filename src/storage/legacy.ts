@@ -1,5 +1,5 @@
 // One-time import of the state the Rust service (consensus_raft 6.7.x) leaves in raft_data_path
-// (seed §9.2, §9.5): `raft-snapshot` (length-delimited eraftpb.Snapshot whose data is the
+// (docs/compatibility.md): `raft-snapshot` (length-delimited eraftpb.Snapshot whose data is the
 // ConsensusConfiguration), `raft-entry` (length-delimited eraftpb.Entry, or empty) and
 // `abort_height` (decimal u64). Decoding is all-or-nothing: any undecodable file stops the start.
 import { fromBinary } from "@bufbuild/protobuf";

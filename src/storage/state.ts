@@ -14,7 +14,7 @@ export interface DurableState {
   /** Index and term of the entry just before the first retained one (0/0 before any compaction). */
   compactedIndex: number;
   compactedTerm: number;
-  /** The supervisor's abort window (seed §8.2), u64. */
+  /** The supervisor's abort window (last validator height + 2), u64. */
   abortHeight: bigint;
   /** Retained log, contiguous from compactedIndex + 1. */
   entries: Entry[];

@@ -7,15 +7,15 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { HealthCheckResponse_ServingStatus as Status } from "../gen/health_check_pb.ts";
-import { parseGoDuration, parseProbeFlags } from "../src/cli/grpc-health-probe.ts";
-import { parseAddr, parseTimeout } from "../src/cli/health.ts";
-import { UsageError } from "../src/cli/errors.ts";
-import { silentLogger } from "../src/devchain/log.ts";
-import { freePorts } from "../src/devchain/grpc.ts";
-import { createGrpcServer, type GrpcServer } from "../src/rpc/server.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { HealthCheckResponse_ServingStatus as Status } from "../../gen/health_check_pb.ts";
+import { parseGoDuration, parseProbeFlags } from "../../src/cli/grpc-health-probe.ts";
+import { parseAddr, parseTimeout } from "../../src/cli/health.ts";
+import { UsageError } from "../../src/cli/errors.ts";
+import { silentLogger } from "../../src/devchain/log.ts";
+import { freePorts } from "../../src/devchain/grpc.ts";
+import { createGrpcServer, type GrpcServer } from "../../src/rpc/server.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterAll(async () => {
@@ -27,7 +27,7 @@ let bin: string;
 let probeBin: string;
 beforeAll(async () => {
   bin = await ensureBinary();
-  const dir = mkdtempSync(join(tmpdir(), "ship-probe-"));
+  const dir = mkdtempSync(join(tmpdir(), "health-probe-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   probeBin = join(dir, "grpc-health-probe");
   symlinkSync(bin, probeBin);
@@ -90,7 +90,7 @@ describe("address and timeout flags", () => {
 describe("against a running `consensus run`", () => {
   let port: number;
   beforeAll(async () => {
-    const dir = mkdtempSync(join(tmpdir(), "ship-health-"));
+    const dir = mkdtempSync(join(tmpdir(), "health-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const [grpc, metrics, network, controller] = await freePorts(4);
     port = grpc;

@@ -1,15 +1,15 @@
 // Exposure: the gRPC and metrics servers bind the configured addresses (grpc_listen_addr,
 // metrics_listen_addr). The default stays `::` (every interface, both families) for compatibility;
-// a loopback address keeps the unauthenticated ports off the network. Issue "Hardening", item 4.
+// a loopback address keeps the unauthenticated ports off the network.
 import { afterEach, describe, expect, test } from "bun:test";
 import * as net from "node:net";
-import type { Config } from "../src/config/types.ts";
-import { startService } from "../src/service/service.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { FakeNetwork } from "./support/fake-network.ts";
-import { freePort } from "./support/free-port.ts";
-import { GrpcJsClient } from "./support/grpc-js-client.ts";
-import { serviceConfig } from "./support/service-config.ts";
+import type { Config } from "../../src/config/types.ts";
+import { startService } from "../../src/service/service.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { FakeNetwork } from "../support/fake-network.ts";
+import { freePort } from "../support/free-port.ts";
+import { GrpcJsClient } from "../support/grpc-js-client.ts";
+import { serviceConfig } from "../support/service-config.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {

@@ -4,11 +4,11 @@
 // parsing it relies on are checked against the real exporter.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readlinkSync } from "node:fs";
-import { parseNodeMetrics } from "../src/cli/demo-session.ts";
-import { type DemoView, renderFrame, renderLine } from "../src/cli/demo-view.ts";
-import { ConsensusMetrics } from "../src/metrics/metrics.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { parseNodeMetrics } from "../../src/cli/demo-session.ts";
+import { type DemoView, renderFrame, renderLine } from "../../src/cli/demo-view.ts";
+import { ConsensusMetrics } from "../../src/metrics/metrics.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 let bin: string;
 const running = new Set<{ kill(signal?: number | NodeJS.Signals): void; exited: Promise<number> }>();

@@ -2,10 +2,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { ConfigError } from "../src/config/errors.ts";
-import { DEFAULT_METRICS_BUCKETS, loadConfig } from "../src/config/load.ts";
+import { ConfigError } from "../../src/config/errors.ts";
+import { DEFAULT_METRICS_BUCKETS, loadConfig } from "../../src/config/load.ts";
 
-const ROOT = resolve(import.meta.dir, "..");
+const ROOT = resolve(import.meta.dir, "../..");
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";
 const ADDRESS_BYTES = Uint8Array.fromHex(ADDRESS);
 
@@ -72,7 +72,7 @@ const DEFAULTS = {
 };
 
 describe("loadConfig: values", () => {
-  test("example/config.toml from the seed loads with the node address file beside it", () => {
+  test("the Rust service's example/config.toml loads with the node address file beside it", () => {
     const { config, warnings } = withCwd(ROOT, () => loadConfig("example/config.toml"));
     expect(warnings).toEqual([]);
     expect(config).toEqual({
@@ -83,7 +83,7 @@ describe("loadConfig: values", () => {
     });
   });
 
-  test("every key is optional except node_addr, with the seed's defaults", () => {
+  test("every key is optional except node_addr, with the Rust service's defaults", () => {
     const { path, addrPath } = setup("[consensus_raft]\nnode_addr = $ADDR\n");
     const { config, warnings } = loadConfig(path);
     expect(warnings).toEqual([]);

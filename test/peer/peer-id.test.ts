@@ -7,11 +7,11 @@ import {
   PeerIdError,
   peerIdFromAddress,
   peerIdHex,
-} from "../src/peer/peer-id.ts";
+} from "../../src/peer/peer-id.ts";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 
-// Seed §6: computed with rustc's DefaultHasher.
+// Computed with rustc's DefaultHasher (SipHash-1-3, keys 0 and 0) over the raw address bytes.
 const VECTORS: Array<[string, bigint, string]> = [
   ["f805cf7df8dffc4fd9c98791d72d00c9587dc1d9", 5936725455453027748n, "0x52637c58fd4bfda4"],
   ["0000000000000000000000000000000000000000", 2656592473731891376n, "0x24de1cc795c400b0"],

@@ -1,20 +1,20 @@
-// The deployment files and the operator README agree with the binary and with each other: the
+// The deployment files and the operator docs agree with the binary and with each other: the
 // systemd unit passes `systemd-analyze verify` without a warning; the unit, the Dockerfile and the
 // Kubernetes example run the same command line, which the CLI accepts; stop timeouts outlast the
-// service's own bounded stop; probes target the gRPC port; the README names every subcommand, flag
-// and metric there is.
+// service's own bounded stop; probes target the gRPC port; docs/operating.md names every
+// subcommand, flag and metric there is; every relative link in the docs leads to a file.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ArgsDef } from "citty";
-import { parseFlags } from "../src/cli/argv.ts";
-import healthCommand, { parseAddr, parseTimeout } from "../src/cli/health.ts";
-import demoCommand from "../src/cli/demo.ts";
-import { resolve, root } from "../src/cli/root.ts";
-import runCommand, { STOP_TIMEOUT_MS } from "../src/cli/run.ts";
-import { ConsensusMetrics } from "../src/metrics/metrics.ts";
-import { ROOT, ensureBinary } from "./support/binary.ts";
+import { parseFlags } from "../../src/cli/argv.ts";
+import healthCommand, { parseAddr, parseTimeout } from "../../src/cli/health.ts";
+import demoCommand from "../../src/cli/demo.ts";
+import { resolve, root } from "../../src/cli/root.ts";
+import runCommand, { STOP_TIMEOUT_MS } from "../../src/cli/run.ts";
+import { ConsensusMetrics } from "../../src/metrics/metrics.ts";
+import { ROOT, ensureBinary } from "../support/binary.ts";
 
 const DEPLOYED = ["consensus", "run", "-c", "/etc/cita-cloud/config/config.toml", "--stdout"];
 const UNIT_PATH = join(ROOT, "example/consensus.service");
@@ -58,7 +58,7 @@ function acceptedBy(cmd: { args?: unknown }, name: string, argv: string[]): stri
 test.skipIf(!Bun.which("systemd-analyze"))("systemd-analyze verify accepts the unit without a single warning", async () => {
   // verify insists that ExecStart's binary exists: point it at the one just built, nothing else changes.
   const bin = await ensureBinary();
-  const dir = mkdtempSync(join(tmpdir(), "ship-unit-"));
+  const dir = mkdtempSync(join(tmpdir(), "systemd-unit-"));
   try {
     const unit = readFileSync(UNIT_PATH, "utf8");
     expect(unit).toContain("ExecStart=/usr/local/bin/consensus ");
@@ -120,9 +120,9 @@ test("the Kubernetes example: the deployed command, probes on the gRPC port, a g
   expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(STOP_TIMEOUT_MS);
 });
 
-describe("the README", () => {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const synopsis = /## Command line\n\n```\n([\s\S]*?)```/.exec(readme)?.[1] ?? "";
+describe("the operator docs", () => {
+  const operating = readFileSync(join(ROOT, "docs/operating.md"), "utf8");
+  const synopsis = /## Command line\n\n```\n([\s\S]*?)```/.exec(operating)?.[1] ?? "";
 
   test("lists every subcommand and every flag in its command-line synopsis", async () => {
     const subs = Object.keys((await resolve(root.subCommands)) ?? {});
@@ -138,7 +138,43 @@ describe("the README", () => {
     const metrics = new ConsensusMetrics([1], () => undefined);
     const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
     expect(names.length).toBeGreaterThan(10);
-    const section = /## Metrics\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? "";
+    const section = /## Metrics\n([\s\S]*?)\n## /.exec(operating)?.[1] ?? "";
     expect(names.filter((n) => !section.includes(`\`${n}\``))).toEqual([]);
+  });
+});
+
+describe("the docs", () => {
+  const DOCS = ["README.md", "docs/operating.md", "docs/security.md", "docs/architecture.md", "docs/compatibility.md", "src/raft/README.md", "bench/README.md"];
+
+  test("the README stays a front page: the two commands first, at most about 120 lines", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    expect(readme).toContain("```sh\nnpm ci && npm start ");
+    expect(readme).toContain("\nnpm test ");
+    expect(readme.indexOf("npm ci && npm start")).toBeLessThan(200);
+    expect(readme.split("\n").length).toBeLessThanOrEqual(130);
+  });
+
+  /** The ids GitHub gives headings: lower case, punctuation dropped, spaces to hyphens. */
+  const headingIds = (file: string) =>
+    new Set(
+      readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.startsWith("#"))
+        .map((l) => l.replace(/^#+\s*/, "").trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, "").replaceAll(" ", "-")),
+    );
+
+  test("every relative link leads to a file that exists, and to a heading in it", () => {
+    const broken: string[] = [];
+    for (const doc of DOCS) {
+      const text = readFileSync(join(ROOT, doc), "utf8");
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target)) continue;
+        const [file, anchor] = target.split("#");
+        const path = file === "" ? join(ROOT, doc) : join(ROOT, dirname(doc), file);
+        if (!existsSync(path)) broken.push(`${doc}: ${target}`);
+        else if (anchor !== undefined && path.endsWith(".md") && !headingIds(path).has(anchor)) broken.push(`${doc}: ${target} (no such heading)`);
+      }
+    }
+    expect(broken).toEqual([]);
   });
 });

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { NetworkMsgSchema } from "../gen/network_pb.ts";
+import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { NetworkMsgSchema } from "../../gen/network_pb.ts";
 import {
   EnvelopeError,
   parseEnvelope,
@@ -10,7 +10,7 @@ import {
   probeRespEnvelope,
   raftEnvelope,
   refreshEnvelope,
-} from "../src/peer/envelope.ts";
+} from "../../src/peer/envelope.ts";
 
 const EXAMPLE_ID = 5936725455453027748n; // peer id of f805cf7d…c1d9
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -18,7 +18,7 @@ const netMsg = (init: { module?: string; type?: string; origin?: bigint; msg?: U
   create(NetworkMsgSchema, { module: "consensus", ...init });
 
 describe("envelope encoding", () => {
-  test("a probe encodes to exactly the bytes of seed §9.8", () => {
+  test("a probe encodes to exactly the bytes consensus_raft broadcasts", () => {
     expect(hex(toBinary(NetworkMsgSchema, probeEnvelope(EXAMPLE_ID)))).toBe(
       "0a09636f6e73656e737573120570726f6265220852637c58fd4bfda4",
     );
@@ -40,7 +40,7 @@ describe("envelope encoding", () => {
 });
 
 describe("envelope parsing", () => {
-  test("reads the seed's probe bytes as a probe from the sender's id", () => {
+  test("reads consensus_raft's probe bytes as a probe from the sender's id", () => {
     const nm = fromBinary(NetworkMsgSchema, Buffer.from("0a09636f6e73656e737573120570726f6265220852637c58fd4bfda4", "hex"));
     nm.origin = 42n; // the network stamps the sender's origin on delivery
     expect(parseEnvelope(nm)).toEqual({ type: "probe", origin: 42n, id: EXAMPLE_ID });
@@ -48,7 +48,7 @@ describe("envelope parsing", () => {
 
   test("raft messages survive the envelope round trip, uint64 ids and origins included", () => {
     const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
-    // Terms and indexes beyond 2^52 are refused (hardening-peer and fuzz-peer tests cover why).
+    // Terms and indexes beyond 2^52 are refused (untrusted-messages.test.ts and fuzz.test.ts cover why).
     const counter = fc.bigInt({ min: 1n, max: 1n << 52n });
     fc.assert(
       fc.property(u64, u64.filter((x) => x !== 0n), u64, counter, counter, (origin, to, from, term, index) => {

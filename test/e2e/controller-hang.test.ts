@@ -1,13 +1,13 @@
 // A controller that stops answering for 30 seconds, under the leader of a running chain (compiled
 // consensus processes on the devchain emulators). Its calls hang until their deadlines; meanwhile the
 // chain goes on without it (the emulator still syncs blocks from its peers, as the real one does). Nothing in that node may pile up: not calls to the controller, not
-// memory. Afterwards it catches up and commits everything in order. Issue "Hardening", item 5.
+// memory. Afterwards it catches up and commits everything in order.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { DevChain } from "../src/devchain/chain.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { rssMiB, scrapeNode, waitForLeader } from "./support/chain-metrics.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { DevChain } from "../../src/devchain/chain.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { rssMiB, scrapeNode, waitForLeader } from "../support/chain-metrics.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const HANG_MS = 30_000;
 
@@ -17,7 +17,7 @@ describe("a controller that stops answering for 30 seconds", () => {
 
   beforeAll(async () => {
     const binary = await ensureBinary();
-    chain = await DevChain.create({ nodes: 3, seed: "hardening-controller", consensusCommand: [binary], blockInterval: 1 });
+    chain = await DevChain.create({ nodes: 3, seed: "controller-hang", consensusCommand: [binary], blockInterval: 1 });
     for (const n of chain.nodes) pids[n.index] = chain.startConsensus(n.index).pid;
   }, 240_000);
   afterAll(async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Mailbook, type PeerDirectory } from "../src/peer/mailbook.ts";
+import { Mailbook, type PeerDirectory } from "../../src/peer/mailbook.ts";
 
 const QUIET = 1000;
 

@@ -3,20 +3,20 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BlockHeaderSchema } from "../gen/blockchain_pb.ts";
+import { BlockHeaderSchema } from "../../gen/blockchain_pb.ts";
 import {
   ProposalInnerSchema,
   ProposalWithProofSchema,
   type ConsensusConfiguration,
   type Proposal,
-} from "../gen/common_pb.ts";
-import { ConsensusService } from "../gen/consensus_pb.ts";
-import { Consensus2ControllerService } from "../gen/controller_pb.ts";
-import { StatusCodeEnum as S } from "../gen/status_code_pb.ts";
-import { ControllerEmulator, ControllerGroup, U64_MAX, type ControllerOptions } from "../src/devchain/controller.ts";
-import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "../src/devchain/grpc.ts";
-import { deriveAddress, toHex } from "../src/devchain/identity.ts";
-import { waitFor } from "../src/devchain/wait.ts";
+} from "../../gen/common_pb.ts";
+import { ConsensusService } from "../../gen/consensus_pb.ts";
+import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
+import { StatusCodeEnum as S } from "../../gen/status_code_pb.ts";
+import { ControllerEmulator, ControllerGroup, U64_MAX, type ControllerOptions } from "../../src/devchain/controller.ts";
+import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "../../src/devchain/grpc.ts";
+import { deriveAddress, toHex } from "../../src/devchain/identity.ts";
+import { waitFor } from "../../src/devchain/wait.ts";
 
 /** A consensus that records what the controller tells it and answers with programmable codes. */
 class FakeConsensus {

@@ -4,14 +4,14 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ArgsDef } from "citty";
-import pkg from "../package.json" with { type: "json" };
-import { parseFlags } from "../src/cli/argv.ts";
-import { FatalError, UsageError } from "../src/cli/errors.ts";
-import { type ProcessEvents, supervise } from "../src/cli/lifecycle.ts";
-import { createLogger } from "../src/log/logger.ts";
-import type { Sink } from "../src/log/sinks.ts";
-import type { RunningService } from "../src/service/service.ts";
-import { ensureBinary } from "./support/binary.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { parseFlags } from "../../src/cli/argv.ts";
+import { FatalError, UsageError } from "../../src/cli/errors.ts";
+import { type ProcessEvents, supervise } from "../../src/cli/lifecycle.ts";
+import { createLogger } from "../../src/log/logger.ts";
+import type { Sink } from "../../src/log/sinks.ts";
+import type { RunningService } from "../../src/service/service.ts";
+import { ensureBinary } from "../support/binary.ts";
 
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";
 const dirs: string[] = [];
@@ -227,7 +227,7 @@ describe("the compiled binary", () => {
     return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
   }
 
-  test.each([[["--version"]], [["-V"]], [["-V", "run"]]])("%p prints the seed's version line", (args) => {
+  test.each([[["--version"]], [["-V"]], [["-V", "run"]]])("%p prints the Rust service's version line", (args) => {
     expect(run(args)).toEqual({ code: 0, stdout: `consensus_raft ${pkg.version}\n`, stderr: "" });
   });
 
@@ -242,7 +242,7 @@ describe("the compiled binary", () => {
     expect(run(["--help"])).toEqual(help);
   });
 
-  test("run -h documents every flag of the seed, and `help run` says the same", () => {
+  test("run -h documents every flag the Rust service has, and `help run` says the same", () => {
     const help = run(["run", "-h"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: consensus run [OPTIONS]");

@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { gunzipSync } from "node:zlib";
 import type { LogObject } from "consola/core";
-import type { LogLevel } from "../src/config/types.ts";
-import { RotatingFileSink } from "../src/log/file-sink.ts";
-import { formatLine } from "../src/log/format.ts";
-import { createLogger, openSink } from "../src/log/logger.ts";
-import type { Sink } from "../src/log/sinks.ts";
+import type { LogLevel } from "../../src/config/types.ts";
+import { RotatingFileSink } from "../../src/log/file-sink.ts";
+import { formatLine } from "../../src/log/format.ts";
+import { createLogger, openSink } from "../../src/log/logger.ts";
+import type { Sink } from "../../src/log/sinks.ts";
 
-const ROOT = resolve(import.meta.dir, "..");
+const ROOT = resolve(import.meta.dir, "../..");
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 

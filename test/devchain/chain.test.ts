@@ -6,14 +6,14 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { ProposalWithProofSchema } from "../gen/common_pb.ts";
-import { ConsensusService } from "../gen/consensus_pb.ts";
-import { Consensus2ControllerService } from "../gen/controller_pb.ts";
-import { NetworkMsgHandlerService, NetworkService, type NetworkMsg } from "../gen/network_pb.ts";
-import { loadConfig } from "../src/config/load.ts";
-import { DevChain, type DevChainOptions } from "../src/devchain/chain.ts";
-import { grpcClient, listenGrpc, type GrpcServer } from "../src/devchain/grpc.ts";
-import { waitFor } from "../src/devchain/wait.ts";
+import { ProposalWithProofSchema } from "../../gen/common_pb.ts";
+import { ConsensusService } from "../../gen/consensus_pb.ts";
+import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
+import { NetworkMsgHandlerService, NetworkService, type NetworkMsg } from "../../gen/network_pb.ts";
+import { loadConfig } from "../../src/config/load.ts";
+import { DevChain, type DevChainOptions } from "../../src/devchain/chain.ts";
+import { grpcClient, listenGrpc, type GrpcServer } from "../../src/devchain/grpc.ts";
+import { waitFor } from "../../src/devchain/wait.ts";
 
 const chains: DevChain[] = [];
 const servers: GrpcServer[] = [];
@@ -144,8 +144,8 @@ test("the fork check finds heights where controllers committed different blocks"
 // A stand-in consensus process: reads config.toml from its working dir like the real one, serves
 // ConsensusService on grpc_listen_port, exits 0 on SIGTERM, and exits 3 when given --crash.
 const FAKE_CONSENSUS = `
-import { listenGrpc } from ${JSON.stringify(resolve(import.meta.dir, "../src/devchain/grpc.ts"))};
-import { ConsensusService } from ${JSON.stringify(resolve(import.meta.dir, "../gen/consensus_pb.ts"))};
+import { listenGrpc } from ${JSON.stringify(resolve(import.meta.dir, "../../src/devchain/grpc.ts"))};
+import { ConsensusService } from ${JSON.stringify(resolve(import.meta.dir, "../../gen/consensus_pb.ts"))};
 const args = process.argv.slice(2);
 if (args.includes("--crash")) process.exit(3);
 const cfg = Bun.TOML.parse(await Bun.file("config.toml").text()).consensus_raft;

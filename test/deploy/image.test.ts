@@ -2,21 +2,21 @@
 // then either a real Docker engine (Debian's docker.io; a private daemon started here, no registry)
 // builds the Dockerfile, runs `--version`, starts a node and probes it from outside and inside,
 // or, where no engine starts, the same root folder runs under chroot (with /proc). The test says
-// which it did. SHIP_IMAGE_MODE=docker|chroot forces one.
+// which it did. IMAGE_TEST_MODE=docker|chroot forces one.
 import { afterAll, expect, test } from "bun:test";
 import { chmodSync, chownSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePorts } from "../src/devchain/grpc.ts";
-import { ROOT, ensureBinary } from "./support/binary.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { freePorts } from "../../src/devchain/grpc.ts";
+import { ROOT, ensureBinary } from "../support/binary.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const ADDRESS = "f805cf7df8dffc4fd9c98791d72d00c9587dc1d9";
 const DEFAULT_CMD = ["consensus", "run", "-c", "/etc/cita-cloud/config/config.toml", "--stdout"];
-const forced = process.env.SHIP_IMAGE_MODE;
+const forced = process.env.IMAGE_TEST_MODE;
 const isRoot = process.getuid?.() === 0;
 const cleanups: (() => unknown)[] = [];
-if (!isRoot) console.warn("ship-image: skipped: not root, so neither a Docker daemon nor chroot can run here");
+if (!isRoot) console.warn("image test: skipped: not root, so neither a Docker daemon nor chroot can run here");
 afterAll(async () => {
   for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => {});
 });
@@ -124,7 +124,7 @@ test.skipIf(!isRoot)(
   "the scratch image runs the service as uid 1000 in /data (read-only root) and answers its health probe from outside",
   async () => {
     const bin = await ensureBinary();
-    const work = mkdtempSync(join(tmpdir(), "ship-image-"));
+    const work = mkdtempSync(join(tmpdir(), "image-"));
     cleanups.push(() => rmSync(work, { recursive: true, force: true }));
     const context = join(work, "image");
 
@@ -142,19 +142,19 @@ test.skipIf(!isRoot)(
     const [grpc, metrics, network, controller] = await freePorts(4);
     const ports = { grpc, metrics, network, controller };
 
-    const dockerDir = mkdtempSync(join(tmpdir(), "ship-dockerd-"));
+    const dockerDir = mkdtempSync(join(tmpdir(), "dockerd-"));
     cleanups.push(() => rmSync(dockerDir, { recursive: true, force: true }));
     let mode = forced === "chroot" ? undefined : await startDocker(dockerDir);
     if (typeof mode === "string") {
       if (forced === "docker") throw new Error(mode);
-      console.log(`ship-image: no Docker engine (${mode}); using chroot`);
+      console.log(`image test: no Docker engine (${mode}); using chroot`);
       mode = undefined;
     }
 
     if (mode !== undefined) {
       const { docker, stop } = mode;
       cleanups.push(stop);
-      const tag = `consensus-ship-test:${process.pid}`;
+      const tag = `consensus-image-test:${process.pid}`;
       const built = await docker(["build", "-q", "-f", join(ROOT, "Dockerfile"), "-t", tag, context], 300_000);
       if (built.code !== 0) throw new Error(`docker build failed: ${built.stderr}`);
       cleanups.push(() => docker(["rmi", "-f", tag]));
@@ -162,7 +162,7 @@ test.skipIf(!isRoot)(
       expect(info.Config.User).toBe("1000:1000");
       expect(info.Config.WorkingDir).toBe("/data");
       expect(info.Config.Cmd).toEqual(DEFAULT_CMD);
-      console.log(`ship-image: Docker engine; image ${(info.Size / 1e6).toFixed(1)} MB`);
+      console.log(`image test: Docker engine; image ${(info.Size / 1e6).toFixed(1)} MB`);
 
       const version = await docker(["run", "--rm", tag, "consensus", "--version"]);
       expect(version).toMatchObject({ code: 0, stdout: "consensus_raft 6.7.4\n" });
@@ -171,8 +171,8 @@ test.skipIf(!isRoot)(
       // (Docker seeds it from the image's /data, so it must come out owned by uid 1000).
       const cfg = join(work, "config");
       writeNodeConfig(cfg, ports);
-      const name = `consensus-ship-${process.pid}`;
-      const volume = `consensus-ship-data-${process.pid}`;
+      const name = `consensus-image-test-${process.pid}`;
+      const volume = `consensus-image-test-data-${process.pid}`;
       cleanups.push(() => docker(["volume", "rm", "-f", volume]));
       const args = ["run", "-d", "--name", name, "--network", "host", "--read-only", "-v", `${volume}:/data`, "-v", `${cfg}:/etc/cita-cloud/config:ro`, tag];
       const started = await docker(args);
@@ -195,14 +195,14 @@ test.skipIf(!isRoot)(
       expect((await docker(["inspect", "-f", "{{.State.ExitCode}}", name])).stdout.trim()).toBe("0");
       expect(stopMs).toBeLessThan(9_000); // PID 1 handles SIGTERM itself: no SIGKILL after the 10 s grace
       expect((await docker(["logs", name])).stdout).toContain("service stopped");
-      console.log(`ship-image: docker stop took ${Math.round(stopMs)} ms`);
+      console.log(`image test: docker stop took ${Math.round(stopMs)} ms`);
       expect((await healthFromHost(bin, grpc)).code).toBe(1);
       return;
     }
 
     // chroot: the same root folder, plus what Docker would supply (/proc, /etc/hosts) and /data.
     if (!Bun.which("chroot") || !Bun.which("mount")) throw new Error("neither Docker nor chroot/mount is available");
-    console.log("ship-image: chroot (no Docker engine was used)");
+    console.log("image test: chroot (no Docker engine was used)");
     const proc = join(rootfs, "proc");
     mkdirSync(proc);
     await ok(["mount", "-t", "proc", "proc", proc]);

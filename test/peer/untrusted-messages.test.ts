@@ -1,17 +1,17 @@
-// Hardening of the peer-message path against forged, stale, misdirected and flooding traffic: what
+// The peer-message path against forged, stale, misdirected and flooding traffic: what
 // reaches Raft, what is dropped (and counted), what the mailbook lets itself be told, and that every
-// queue on the way is bounded. Issue "Hardening", items 1 (unit level), 3 and 5.
+// queue on the way is bounded.
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { ConsensusConfigurationSchema } from "../gen/common_pb.ts";
-import { type Message as PbMessage, MessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { ConsensusMetrics, MAX_CALL_HISTOGRAMS } from "../src/metrics/metrics.ts";
-import { encodeChainConfig } from "../src/node/chain-config.ts";
-import { decodePeerId } from "../src/peer/peer-id.ts";
-import { LogLimiter } from "../src/peer/rate.ts";
-import { type NetworkOutlet, PeerTransport } from "../src/peer/transport.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { PeerRig } from "./support/peer-rig.ts";
+import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
+import { type Message as PbMessage, MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { ConsensusMetrics, MAX_CALL_HISTOGRAMS } from "../../src/metrics/metrics.ts";
+import { encodeChainConfig } from "../../src/node/chain-config.ts";
+import { decodePeerId } from "../../src/peer/peer-id.ts";
+import { LogLimiter } from "../../src/peer/rate.ts";
+import { type NetworkOutlet, PeerTransport } from "../../src/peer/transport.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { PeerRig } from "../support/peer-rig.ts";
 
 const rigs: PeerRig[] = [];
 afterEach(async () => {

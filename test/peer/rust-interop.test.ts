@@ -4,24 +4,24 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import { StatusCodeSchema } from "../gen/common_pb.ts";
-import { MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { NetworkMsgSchema } from "../gen/network_pb.ts";
-import { startService, type RunningService } from "../src/service/service.ts";
-import { decodePeerId, encodePeerId } from "../src/peer/peer-id.ts";
-import { PeerTransport } from "../src/peer/transport.ts";
-import { createNetworkClient } from "../src/rpc/clients.ts";
-import { createGrpcServer } from "../src/rpc/server.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { FakeNetwork } from "./support/fake-network.ts";
-import { freePort } from "./support/free-port.ts";
-import { GrpcJsClient } from "./support/grpc-js-client.ts";
-import { serviceConfig } from "./support/service-config.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { StatusCodeSchema } from "../../gen/common_pb.ts";
+import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { NetworkMsgSchema } from "../../gen/network_pb.ts";
+import { startService, type RunningService } from "../../src/service/service.ts";
+import { decodePeerId, encodePeerId } from "../../src/peer/peer-id.ts";
+import { PeerTransport } from "../../src/peer/transport.ts";
+import { createNetworkClient } from "../../src/rpc/clients.ts";
+import { createGrpcServer } from "../../src/rpc/server.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { FakeNetwork } from "../support/fake-network.ts";
+import { freePort } from "../support/free-port.ts";
+import { GrpcJsClient } from "../support/grpc-js-client.ts";
+import { serviceConfig } from "../support/service-config.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const SELF_ID = 2656592473731891376n; // peer id of the all-zero address in serviceConfig
 const RUST_PEER_ID = 5936725455453027748n; // 0x52637c58fd4bfda4
-// Seed §9.8: a probe from the peer f805…c1d9 as consensus_raft encodes it (origin 0).
+// A probe from the peer f805…c1d9 byte for byte as consensus_raft encodes it (origin 0).
 const RUST_PROBE = "0a09636f6e73656e737573120570726f6265220852637c58fd4bfda4";
 
 /** Appends `origin` (field 3, varint) as the network does when it delivers a message. */
@@ -138,7 +138,7 @@ describe("service: a network service that restarts", () => {
 });
 
 describe("service: inbound peer messages", () => {
-  test("a probe from a Rust peer (seed bytes) is answered by SendMsg probe-resp to its origin", async () => {
+  test("a probe from a Rust peer (its exact bytes) is answered by SendMsg probe-resp to its origin", async () => {
     const network = new FakeNetwork();
     await network.start();
     const { client } = await runningService(network, network.port);

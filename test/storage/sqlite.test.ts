@@ -6,11 +6,11 @@ import fc from "fast-check";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { StorageError } from "../src/raft/storage.ts";
-import { type Entry, EntryType, type Snapshot, newConfState, newEntry } from "../src/raft/types.ts";
-import { StorageWriteError } from "../src/storage/errors.ts";
-import { SqliteStorage } from "../src/storage/sqlite.ts";
-import { Model, fingerprint, nextOp, rng, runOp } from "./fixtures/storage/workload.ts";
+import { StorageError } from "../../src/raft/storage.ts";
+import { type Entry, EntryType, type Snapshot, newConfState, newEntry } from "../../src/raft/types.ts";
+import { StorageWriteError } from "../../src/storage/errors.ts";
+import { SqliteStorage } from "../../src/storage/sqlite.ts";
+import { Model, fingerprint, nextOp, rng, runOp } from "../fixtures/storage/workload.ts";
 
 const U64_MAX = (1n << 64n) - 1n;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;

@@ -7,11 +7,11 @@ import { afterAll, expect, test } from "bun:test";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { DB_FILE, SqliteStorage } from "../src/storage/sqlite.ts";
-import { Model, fingerprint, nextOp, rng, runOp } from "./fixtures/storage/workload.ts";
+import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
+import { Model, fingerprint, nextOp, rng, runOp } from "../fixtures/storage/workload.ts";
 
 const KILLS = 50;
-const WRITER = path.join(import.meta.dir, "fixtures/storage/crash-writer.ts");
+const WRITER = path.join(import.meta.dir, "../fixtures/storage/crash-writer.ts");
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "storage-crash-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

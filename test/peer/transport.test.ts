@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { type Message as RaftMessage, MessageSchema as RaftMessageSchema, MessageType } from "../gen/eraftpb_pb.ts";
-import type { NetworkMsg } from "../gen/network_pb.ts";
-import { decodePeerId } from "../src/peer/peer-id.ts";
-import { type NetworkOutlet, PeerTransport } from "../src/peer/transport.ts";
-import { captureLog } from "./support/capture-log.ts";
+import { type Message as RaftMessage, MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import type { NetworkMsg } from "../../gen/network_pb.ts";
+import { decodePeerId } from "../../src/peer/peer-id.ts";
+import { type NetworkOutlet, PeerTransport } from "../../src/peer/transport.ts";
+import { captureLog } from "../support/capture-log.ts";
 
 const SELF = 100n;
 const PEER = 200n;

@@ -3,10 +3,10 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Consensus2ControllerService } from "../gen/controller_pb.ts";
-import { baseUrl, createControllerClient, createNetworkClient } from "../src/rpc/clients.ts";
-import { FakeNetwork } from "./support/fake-network.ts";
-import { freePort } from "./support/free-port.ts";
+import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
+import { baseUrl, createControllerClient, createNetworkClient } from "../../src/rpc/clients.ts";
+import { FakeNetwork } from "../support/fake-network.ts";
+import { freePort } from "../support/free-port.ts";
 
 /** A fake controller that records the client-name header and can hang a call until it is cancelled. */
 class FakeController {

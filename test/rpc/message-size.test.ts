@@ -1,7 +1,7 @@
-// Hardening against oversized and piled-up input on the gRPC port: a message above max_message_bytes
+// Oversized and piled-up input on the gRPC port: a message above max_message_bytes
 // is refused with RESOURCE_EXHAUSTED from its frame header, before its body is read; calls, request
 // bytes and connections in flight are bounded; the controller and network clients apply the same
-// limit to replies. Issue "Hardening", item 2 (and the server's share of 5).
+// limit to replies.
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as http2 from "node:http2";
@@ -13,15 +13,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import type { Subprocess } from "bun";
-import { Consensus2ControllerService } from "../gen/controller_pb.ts";
-import { NetworkMsgSchema, NetworkService } from "../gen/network_pb.ts";
-import type { InboundEnvelope } from "../src/peer/envelope.ts";
-import { CLIENT_DEFAULTS, createControllerClient, createNetworkClient } from "../src/rpc/clients.ts";
-import { createGrpcServer, type GrpcServer, type RefusalReason, SERVER_DEFAULTS } from "../src/rpc/server.ts";
-import { ensureBinary } from "./support/binary.ts";
-import { captureLog } from "./support/capture-log.ts";
-import { freePort } from "./support/free-port.ts";
-import { waitUntil } from "./support/wait-until.ts";
+import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
+import { NetworkMsgSchema, NetworkService } from "../../gen/network_pb.ts";
+import type { InboundEnvelope } from "../../src/peer/envelope.ts";
+import { CLIENT_DEFAULTS, createControllerClient, createNetworkClient } from "../../src/rpc/clients.ts";
+import { createGrpcServer, type GrpcServer, type RefusalReason, SERVER_DEFAULTS } from "../../src/rpc/server.ts";
+import { ensureBinary } from "../support/binary.ts";
+import { captureLog } from "../support/capture-log.ts";
+import { freePort } from "../support/free-port.ts";
+import { waitUntil } from "../support/wait-until.ts";
 
 const PROCESS = "/network.NetworkMsgHandlerService/ProcessNetworkMsg";
 const MiB = 1 << 20;
@@ -273,7 +273,7 @@ describe("the compiled service does not buffer a 100 MiB message", () => {
 
   beforeAll(async () => {
     const binary = await ensureBinary();
-    dir = mkdtempSync(join(tmpdir(), "hardening-size-"));
+    dir = mkdtempSync(join(tmpdir(), "message-size-"));
     port = await freePort();
     writeFileSync(join(dir, "node_address"), "2222222222222222222222222222222222222222");
     writeFileSync(
