@@ -45,6 +45,7 @@ export class ConsensusMetrics {
   private readonly skippedNames = new Set<string>();
   readonly proposals: Counter;
   readonly blocksCommitted: Counter;
+  readonly blocksRecommitted: Counter;
   readonly elections: Counter;
   readonly leaderChanges: Counter;
   readonly leaderTransfers: Counter<"reason">;
@@ -118,6 +119,11 @@ export class ConsensusMetrics {
     });
     this.proposals = new Counter({ name: "consensus_proposals_total", help: "blocks proposed to Raft by this node as leader", registers: r });
     this.blocksCommitted = new Counter({ name: "consensus_blocks_committed_total", help: "blocks committed to the local controller", registers: r });
+    this.blocksRecommitted = new Counter({
+      name: "consensus_blocks_recommitted_total",
+      help: "blocks committed again to the local controller after it lost them (no WAL, power loss)",
+      registers: r,
+    });
     this.elections = new Counter({ name: "consensus_elections_total", help: "elections this node started (pre-vote rounds included)", registers: r });
     this.leaderChanges = new Counter({ name: "consensus_leader_changes_total", help: "times this node saw a new leader", registers: r });
     this.leaderTransfers = new Counter({

@@ -82,6 +82,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
         metrics?.blocksCommitted.inc();
         metrics?.commitLatency.observe(waited / 1000);
       },
+      blockRecommitted: () => metrics?.blocksRecommitted.inc(),
       proposed: () => metrics?.proposals.inc(),
       leaderTransfer: (_to, reason) => metrics?.leaderTransfers.inc({ reason }),
     },
