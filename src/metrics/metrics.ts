@@ -140,7 +140,7 @@ export class ConsensusMetrics {
     });
     this.peerMsgsDropped = new Counter({
       name: "consensus_peer_msgs_dropped_total",
-      help: "inbound peer messages dropped, by reason (rate_limited, misdirected, origin_mismatch, not_member, from_self, unexpected_type, zero_term, undecodable, not_validator)",
+      help: "inbound peer messages dropped, by reason (rate_limited, misdirected, origin_mismatch, not_member, from_self, unexpected_type, zero_term, not_validator)",
       labelNames: ["reason"],
       registers: r,
     });

@@ -11,9 +11,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ConsolaInstance } from "consola";
 import { type Proposal, ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
-import { CodecError, decodeConfChangeV2 } from "../raft/codec.ts";
-import type { ConfChangeV2, Entry } from "../raft/types.ts";
-import { EntryType } from "../raft/types.ts";
+import { type ConfChangeV2, type Entry, EntryType, codec } from "../raft/index.ts";
 import type { ControllerClient } from "./controller.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import { bytesEqual, type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
@@ -272,9 +270,9 @@ export class Committer {
       case EntryType.EntryConfChangeV2: {
         let cc: ConfChangeV2 | undefined;
         try {
-          cc = decodeConfChangeV2(e.data);
+          cc = codec.decodeConfChangeV2(e.data);
         } catch (err) {
-          if (!(err instanceof CodecError)) throw err;
+          if (!(err instanceof codec.CodecError)) throw err;
           log.error("committed conf change cannot be decoded; skipping it", { index: e.index, error: err.message });
         }
         this.host.appliedConfChange(e.index, cc);

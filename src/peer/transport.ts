@@ -9,7 +9,7 @@
 // network service retry each message up to ten times). Answers we owe to inbound traffic (probe-resp,
 // refresh) are rate-limited per origin, so inbound traffic cannot fill the outbound queue.
 import type { ConsolaInstance } from "consola";
-import type { Message as RaftMessage } from "../../gen/eraftpb_pb.ts";
+import { type Message as RaftMessage } from "../raft/index.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
 import {
   type InboundEnvelope,

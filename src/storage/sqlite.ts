@@ -5,10 +5,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import path from "node:path";
-import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } from "../raft/codec.ts";
-import { type RaftState, StorageError, cloneConfState, fitCount } from "../raft/storage.ts";
-import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
-import { NONE, isEmptySnapshot } from "../raft/types.ts";
+import { type RaftState, StorageError, cloneConfState, fitCount, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, NONE, isEmptySnapshot, codec } from "../raft/index.ts";
 import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
@@ -228,14 +225,14 @@ export class SqliteStorage implements NodeStorage {
       if (snap) {
         const m = snap.metadata;
         this.deleteLog.run();
-        this.setSnapshot.run(encodeConfState(m.confState), m.index, m.term, snap.data);
+        this.setSnapshot.run(codec.encodeConfState(m.confState), m.index, m.term, snap.data);
       }
       if (ents.length > 0) {
         const first = ents[0].index;
         if (truncate) this.truncateLog(first);
         this.insertBatch.run(first, ents[ents.length - 1].index, encodeEntries(ents));
       }
-      if (snap || batch.hardState) this.setHardState.run(encodeHardState(hs));
+      if (snap || batch.hardState) this.setHardState.run(codec.encodeHardState(hs));
     });
 
     // Committed: mirror it in memory (nothing below can throw).
@@ -271,7 +268,7 @@ export class SqliteStorage implements NodeStorage {
     // Not synced: after a power loss the node applies the lost tail again, which the controller
     // answers as already done (CommitBlock is idempotent for heights it has).
     this.write("apply", false, () =>
-      this.setApplied.run(index, term, update.stateMachine ?? null, cs ? encodeConfState(cs) : null, hs ? encodeHardState(hs) : null),
+      this.setApplied.run(index, term, update.stateMachine ?? null, cs ? codec.encodeConfState(cs) : null, hs ? codec.encodeHardState(hs) : null),
     );
     s.appliedIndex = index;
     s.appliedTerm = term;
@@ -376,8 +373,8 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
         "INSERT INTO raft_state (id, hard_state, conf_state, applied_index, applied_term, state_machine, " +
           "compacted_index, compacted_term, abort_height) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(
-        encodeHardState(s.hardState),
-        encodeConfState(s.confState),
+        codec.encodeHardState(s.hardState),
+        codec.encodeConfState(s.confState),
         s.appliedIndex,
         s.appliedTerm,
         s.stateMachine,
@@ -433,8 +430,8 @@ function load(db: Database, file: string): DurableState {
     for (const e of ents) if (e.index > compactedIndex) entries.push(e);
   }
   const state: DurableState = {
-    hardState: decode("hard_state", () => decodeHardState(bytes(row.hard_state, "hard_state"))),
-    confState: decode("conf_state", () => decodeConfState(bytes(row.conf_state, "conf_state"))),
+    hardState: decode("hard_state", () => codec.decodeHardState(bytes(row.hard_state, "hard_state"))),
+    confState: decode("conf_state", () => codec.decodeConfState(bytes(row.conf_state, "conf_state"))),
     appliedIndex: num(row.applied_index, "applied_index"),
     appliedTerm: num(row.applied_term, "applied_term"),
     stateMachine: bytes(row.state_machine, "state_machine"),

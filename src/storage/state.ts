@@ -1,7 +1,6 @@
 // The durable state of one node as a plain value (what a fresh dir starts with, what a legacy
 // import produces, what a restart loads) and the invariants every transaction preserves.
-import type { ConfState, Entry, HardState } from "../raft/types.ts";
-import { EMPTY_BYTES, newConfState, newHardState } from "../raft/types.ts";
+import { type ConfState, type Entry, type HardState, EMPTY_BYTES, newConfState, newHardState } from "../raft/index.ts";
 
 export interface DurableState {
   hardState: HardState;

@@ -3,8 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { ProposalSchema } from "../../gen/common_pb.ts";
 import { type ChainConfig, emptyChainConfig, encodeProposal, tryDecodeProposal } from "../../src/node/chain-config.ts";
 import { Committer, type CommitterHost, MAX_QUEUED_ENTRIES } from "../../src/node/committer.ts";
-import { encodeConfChangeV2 } from "../../src/raft/codec.ts";
-import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry } from "../../src/raft/types.ts";
+import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry, codec } from "../../src/raft/index.ts";
 import { captureLog } from "../support/capture-log.ts";
 import type { NodeTestBug } from "../../src/node/test-bugs.ts";
 import { SimClock } from "../support/sim-clock.ts";
@@ -106,7 +105,7 @@ describe("commit pipeline", () => {
   test("conf changes are handed to Raft in log order, between blocks", async () => {
     const t = setup();
     const cc: ConfChangeV2 = { transition: ConfChangeTransition.Auto, changes: [{ changeType: ConfChangeType.AddNode, nodeId: 9n }], context: new Uint8Array() };
-    t.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) }), block(3, 2n)]);
+    t.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: codec.encodeConfChangeV2(cc) }), block(3, 2n)]);
     await t.clock.until(() => t.applied.length === 3, 60_000, "three applies");
     expect(t.applied.map((a) => a.index)).toEqual([1, 2, 3]);
     expect(t.applied[1].cc?.changes[0].nodeId).toBe(9n);

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { nextConfChange, removesNode } from "../../src/node/membership.ts";
-import { ConfChangeTransition, ConfChangeType, newConfState } from "../../src/raft/types.ts";
+import { ConfChangeTransition, ConfChangeType, newConfState } from "../../src/raft/index.ts";
 
 const ids = (cc: ReturnType<typeof nextConfChange>) =>
   cc?.changes.map((c) => `${c.changeType === ConfChangeType.AddNode ? "+" : "-"}${c.nodeId}`) ?? [];

@@ -1,3 +1,4 @@
+import { codec } from "../../src/raft/index.ts";
 import { describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import fc from "fast-check";
@@ -33,7 +34,7 @@ describe("envelope encoding", () => {
 
   test("a raft envelope carries the eraftpb encoding of the message", () => {
     const m = create(RaftMessageSchema, { msgType: MessageType.MsgHeartbeat, to: 2n, from: 1n, term: 5n, commit: 9n });
-    const env = raftEnvelope(3n, m);
+    const env = raftEnvelope(3n, codec.messageFromPb(m));
     expect([env.type, env.origin]).toEqual(["raft", 3n]);
     expect(env.msg).toEqual(toBinary(RaftMessageSchema, m));
   });
@@ -60,11 +61,11 @@ describe("envelope parsing", () => {
           index,
           entries: [{ term, index, data: new Uint8Array([1, 2, 3]) }],
         });
-        const wire = toBinary(NetworkMsgSchema, raftEnvelope(origin, m));
+        const wire = toBinary(NetworkMsgSchema, raftEnvelope(origin, codec.messageFromPb(m)));
         const env = parseEnvelope(fromBinary(NetworkMsgSchema, wire));
         expect(env.type).toBe("raft");
         expect(env.origin).toBe(origin);
-        if (env.type === "raft") expect(toBinary(RaftMessageSchema, env.msg)).toEqual(toBinary(RaftMessageSchema, m));
+        if (env.type === "raft") expect(toBinary(RaftMessageSchema, codec.messageToPb(env.msg))).toEqual(toBinary(RaftMessageSchema, m));
       }),
       { numRuns: 200 },
     );

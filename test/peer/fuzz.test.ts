@@ -15,7 +15,7 @@ import { seededRng, type Rng } from "../../src/devchain/rng.ts";
 import { encodeChainConfig } from "../../src/node/chain-config.ts";
 import { EnvelopeError, parseEnvelope } from "../../src/peer/envelope.ts";
 import { encodePeerId } from "../../src/peer/peer-id.ts";
-import { confChangeV2ToPb } from "../../src/raft/codec.ts";
+import { codec } from "../../src/raft/index.ts";
 import { createGrpcServer } from "../../src/rpc/server.ts";
 import { captureLog } from "../support/capture-log.ts";
 import { PeerRig } from "../support/peer-rig.ts";
@@ -87,7 +87,7 @@ function raftSeeds(r: PeerRig): Uint8Array[] {
   const proposal = toBinary(ProposalSchema, create(ProposalSchema, { height: 11n, data: new Uint8Array([1, 2, 3, 4]) }));
   const cc = toBinary(
     ConfChangeV2Schema,
-    confChangeV2ToPb({ transition: 0, changes: [{ changeType: ConfChangeType.AddNode, nodeId: r.b.id }], context: new Uint8Array(0) }),
+    codec.confChangeV2ToPb({ transition: 0, changes: [{ changeType: ConfChangeType.AddNode, nodeId: r.b.id }], context: new Uint8Array(0) }),
   );
   const state = encodeChainConfig(create(ConsensusConfigurationSchema, { height: 30n, blockInterval: 3, validators: r.controller.validators }));
   const msgs: MsgInit[] = [

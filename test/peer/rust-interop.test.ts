@@ -1,6 +1,7 @@
 // The peer protocol end to end over real gRPC: a fake network service (our own Connect server) on
 // one side, our service or server + transport on the other, and messages injected by grpc-js with
 // the exact bytes a Rust consensus_raft peer produces.
+import { codec } from "../../src/raft/index.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { status as GrpcStatus } from "@grpc/grpc-js";
@@ -213,7 +214,7 @@ describe("transport over real gRPC", () => {
     cleanups.push(() => networkClient.close());
     cleanups.push(() => client.close());
 
-    const msg = create(RaftMessageSchema, { msgType: MessageType.MsgAppend, to: RUST_PEER_ID, from: SELF_ID, term: 7n, index: 3n });
+    const msg = codec.messageFromPb(create(RaftMessageSchema, { msgType: MessageType.MsgAppend, to: RUST_PEER_ID, from: SELF_ID, term: 7n, index: 3n }));
     const outcomes = Array.from({ length: 20 }, () => transport.send(msg));
     expect(new Set(outcomes)).toEqual(new Set(["no-route"]));
     await transport.idle();
@@ -229,6 +230,6 @@ describe("transport over real gRPC", () => {
     expect(network.sent).toHaveLength(1);
     const out = network.sent[0]!;
     expect([out.module, out.type, out.origin]).toEqual(["consensus", "raft", 555n]);
-    expect(toBinary(RaftMessageSchema, fromBinary(RaftMessageSchema, out.msg))).toEqual(toBinary(RaftMessageSchema, msg));
+    expect(toBinary(RaftMessageSchema, fromBinary(RaftMessageSchema, out.msg))).toEqual(toBinary(RaftMessageSchema, codec.messageToPb(msg)));
   });
 });

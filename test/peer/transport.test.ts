@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { create } from "@bufbuild/protobuf";
-import { type Message as RaftMessage, MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { codec, type Message as RaftMessage } from "../../src/raft/index.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
 import { decodePeerId } from "../../src/peer/peer-id.ts";
 import { type NetworkOutlet, PeerTransport } from "../../src/peer/transport.ts";
@@ -50,8 +51,8 @@ function setup(opts: { maxInFlight?: number; maxQueued?: number } = {}) {
   return { net, clock, cap, transport, inbound };
 }
 
-const raft = (to: bigint, from: bigint, msgType = MessageType.MsgHeartbeat) =>
-  create(RaftMessageSchema, { msgType, to, from, term: 3n });
+const raft = (to: bigint, from: bigint, msgType = MessageType.MsgHeartbeat): RaftMessage =>
+  codec.messageFromPb(create(RaftMessageSchema, { msgType, to, from, term: 3n }));
 
 describe("outbound raft messages", () => {
   test("a message to an unknown peer is dropped, reported, and a burst of misses sends one probe", async () => {

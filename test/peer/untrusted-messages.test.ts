@@ -1,6 +1,7 @@
 // The peer-message path against forged, stale, misdirected and flooding traffic: what
 // reaches Raft, what is dropped (and counted), what the mailbook lets itself be told, and that every
 // queue on the way is bounded.
+import { codec } from "../../src/raft/index.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
@@ -28,7 +29,7 @@ type MsgInit = MessageInitShape<typeof MessageSchema>;
 
 /** Delivers a raft message as the network would: `origin` is the sender as the network sees it. */
 function deliver(r: PeerRig, origin: bigint, m: MsgInit): void {
-  r.transport.handleInbound({ type: "raft", origin, msg: create(MessageSchema, { to: r.self.id, ...m }) });
+  r.transport.handleInbound({ type: "raft", origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, ...m })) });
 }
 
 /** Raft messages the peer sent since `from` (index into the network's record), decoded. */
@@ -114,7 +115,7 @@ describe("forged and misdirected raft messages change no state and are counted",
     r.transport.handleInbound({
       type: "raft",
       origin: stranger,
-      msg: create(MessageSchema, { msgType: MessageType.MsgHeartbeat, to: r.b.id, from: 0x77n, term: 99n }),
+      msg: codec.messageFromPb(create(MessageSchema, { msgType: MessageType.MsgHeartbeat, to: r.b.id, from: 0x77n, term: 99n })),
     });
     await r.settle();
     expect(r.state()).toEqual(before);
@@ -300,7 +301,7 @@ describe("bounds", () => {
     t.handleInbound({ type: "probe-resp", origin: 2n, id: 2n });
     const outcomes = new Map<string, number>();
     for (let i = 0; i < 50_000; i++) {
-      const o = t.send(create(MessageSchema, { msgType: MessageType.MsgHeartbeat, to: 2n, from: 1n, term: 1n }));
+      const o = t.send(codec.messageFromPb(create(MessageSchema, { msgType: MessageType.MsgHeartbeat, to: 2n, from: 1n, term: 1n })));
       outcomes.set(o, (outcomes.get(o) ?? 0) + 1);
     }
     expect(t.queued).toBe(1000);

@@ -5,7 +5,7 @@ import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { EntryType, newConfState } from "../../src/raft/types.ts";
+import { EntryType, newConfState } from "../../src/raft/index.ts";
 import { StorageOpenError } from "../../src/storage/errors.ts";
 import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
 import { fingerprint } from "../fixtures/storage/workload.ts";

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { newEntry } from "../../src/raft/types.ts";
+import { newEntry } from "../../src/raft/index.ts";
 import { StorageOpenError } from "../../src/storage/errors.ts";
 import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
 
