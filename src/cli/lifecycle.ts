@@ -4,6 +4,7 @@
 import type { ConsolaInstance } from "consola";
 import type { RunningService } from "../service/service.ts";
 import { FatalError } from "./errors.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface ProcessEvents {
   /** Subscribes to stop signals and to uncaught errors; returns the unsubscribe function. */
@@ -84,7 +85,7 @@ export async function supervise(opts: SuperviseOptions): Promise<void> {
 }
 
 function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 function deferred<T>() {

@@ -9,6 +9,7 @@ import { CheckFailed, FatalError, UsageError } from "./errors.ts";
 import { renderCommandHelp, renderRootHelp } from "./help.ts";
 import { resolve, root, subcommand } from "./root.ts";
 import { SERVICE_NAME, VERSION } from "./version.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -31,7 +32,7 @@ export async function main(argv: readonly string[], invokedAs = "consensus"): Pr
     if (err instanceof ConfigError) printErr(`config error: ${err.message}`);
     else if (err instanceof CheckFailed) printErr(err.message);
     else if (err instanceof FatalError) printErr(`fatal: ${err.message}`);
-    else printErr(`fatal: ${err instanceof Error ? err.message : String(err)}`);
+    else printErr(`fatal: ${errorMessage(err)}`);
     return EXIT_FAILURE;
   }
 }

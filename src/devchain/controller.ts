@@ -24,7 +24,8 @@ import { ConsensusService } from "../../gen/consensus_pb.ts";
 import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
 import { StatusCodeEnum as S } from "../../gen/status_code_pb.ts";
 import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "./grpc.ts";
-import { bytesEqual, sha256, toHex } from "./identity.ts";
+import { bytesEqual } from "../util/bytes.ts";
+import { sha256, toHex } from "./identity.ts";
 import { silentLogger } from "./log.ts";
 import { sleep } from "./wait.ts";
 

@@ -3,6 +3,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type ConsensusConfiguration, ConsensusConfigurationSchema, type Proposal, ProposalSchema } from "../../gen/common_pb.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
+import { bytesEqual } from "../util/bytes.ts";
 
 export type ChainConfig = ConsensusConfiguration;
 
@@ -42,11 +43,6 @@ export function tryDecodeProposal(b: Uint8Array): Proposal | undefined {
   }
 }
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** Position of `address` in the validator list, or -1. */
 export function validatorIndex(c: ChainConfig, address: Uint8Array): number {

@@ -14,10 +14,12 @@ import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import { type ConfChangeV2, type Entry, EntryType, codec } from "../raft/index.ts";
 import type { ControllerClient } from "./controller.ts";
 import { LogLimiter } from "../peer/rate.ts";
-import { bytesEqual, type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
+import { bytesEqual } from "../util/bytes.ts";
+import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
 import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
 import type { BlockTimeline } from "./block-timeline.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
@@ -382,7 +384,7 @@ export class Committer {
         }
       } catch (err) {
         if (signal.aborted) throw signal.reason;
-        problem = { call: "controller", error: err instanceof Error ? err.message : String(err) };
+        problem = { call: "controller", error: errorMessage(err) };
       }
       // ProposalTooHigh: the controller is behind and syncs by itself; anything else may pass later.
       const fields = { height: p.height, attempt, ...problem };

@@ -27,6 +27,7 @@ import { describeConfChange, nextConfChange, removesNode } from "./membership.ts
 import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.ts";
 import { Proposer } from "./proposer.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The Rust service's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
@@ -319,7 +320,7 @@ export class RaftPeer {
       this.node.step(m);
     } catch (e) {
       if (e instanceof RaftError) this.log.debug("raft message not stepped", { from: m.from, reason: e.kind });
-      else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: e instanceof Error ? e.message : String(e) });
+      else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: errorMessage(e) });
     }
     this.schedule();
   }
@@ -618,7 +619,7 @@ export class RaftPeer {
         this.log.info("apply config change", { index, change: describeConfChange(cc), voters: cs.voters.length, joint: cs.votersOutgoing.length > 0 });
       } catch (e) {
         // Every node refuses the same invalid change the same way.
-        this.log.error("invalid conf change not applied", { index, error: e instanceof Error ? e.message : String(e) });
+        this.log.error("invalid conf change not applied", { index, error: errorMessage(e) });
       }
     }
     this.deps.storage.apply(index, cs ? { confState: cs } : {});

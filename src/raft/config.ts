@@ -51,8 +51,6 @@ export interface RaftConfig {
   maxUncommittedSize?: number;
   /** Bound on the size of committed entries returned per Ready. */
   maxCommittedSizePerReady?: number;
-  /** How far applying may run ahead of local persistence. */
-  maxApplyUnpersistedLogLimit?: number;
   /** Drop proposals on followers instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
   /** Random source for election timeouts; defaults to a PRNG seeded from the id. */
@@ -83,7 +81,6 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     priority: c.priority ?? 0,
     maxUncommittedSize: c.maxUncommittedSize ?? NO_LIMIT,
     maxCommittedSizePerReady: c.maxCommittedSizePerReady ?? NO_LIMIT,
-    maxApplyUnpersistedLogLimit: c.maxApplyUnpersistedLogLimit ?? 0,
     disableProposalForwarding: c.disableProposalForwarding ?? false,
     random: c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id))),
     logger: c.logger,

@@ -29,13 +29,13 @@ import {
   NO_ENTRIES,
   type NodeId,
   type Snapshot,
-  bytesEqual,
   confStateEqual,
   entrySize,
   newEntry,
   payloadSize,
   voteRespMsgType,
 } from "./types.ts";
+import { bytesEqual } from "../util/bytes.ts";
 
 export const enum StateRole {
   Follower = 0,
@@ -155,7 +155,7 @@ export class Raft {
     this.random = c.random;
     this.testBugs = c.testBugs;
     const rs = store.initialState();
-    this.raftLog = new RaftLog(store, c.maxApplyUnpersistedLogLimit);
+    this.raftLog = new RaftLog(store);
     this.prs = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
     this.checkQuorum = c.checkQuorum;
     this.preVote = c.preVote;
@@ -1105,6 +1105,16 @@ export class Raft {
     }
   }
 
+  /** Sends a request this follower cannot serve to the leader, or drops it (logging `noLeader`). */
+  private forwardToLeader(m: Message, noLeader: string): void {
+    if (this.leaderId === NONE) {
+      this.logger.info(noLeader, { raft_id: this.id, term: this.term });
+      return;
+    }
+    m.to = this.leaderId;
+    this.send(m);
+  }
+
   private stepFollower(m: Message): void {
     switch (m.msgType) {
       case MessageType.MsgPropose:
@@ -1134,12 +1144,7 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.MsgTransferLeader:
-        if (this.leaderId === NONE) {
-          this.logger.info("no leader; dropping leader transfer msg", { raft_id: this.id, term: this.term });
-          return;
-        }
-        m.to = this.leaderId;
-        this.send(m);
+        this.forwardToLeader(m, "no leader; dropping leader transfer msg");
         return;
       case MessageType.MsgTimeoutNow:
         if (this.promotable) {
@@ -1151,12 +1156,7 @@ export class Raft {
         }
         return;
       case MessageType.MsgReadIndex:
-        if (this.leaderId === NONE) {
-          this.logger.info("no leader; dropping index reading msg", { raft_id: this.id, term: this.term });
-          return;
-        }
-        m.to = this.leaderId;
-        this.send(m);
+        this.forwardToLeader(m, "no leader; dropping index reading msg");
         return;
       case MessageType.MsgReadIndexResp:
         if (m.entries.length !== 1) {

@@ -19,6 +19,7 @@ import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health_chec
 import { NetworkMsgHandlerService } from "../../gen/network_pb.ts";
 import { EnvelopeError, type InboundEnvelope, parseEnvelope } from "../peer/envelope.ts";
 import { LogLimiter } from "../peer/rate.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface GrpcServerHandlers {
   /** Receives the controller's configuration; must return at once (the controller waits on it). */
@@ -339,6 +340,6 @@ export function describeListenError(e: unknown): string {
     case "EADDRNOTAVAIL":
       return "address not available on this host";
     default:
-      return e instanceof Error ? e.message : String(e);
+      return errorMessage(e);
   }
 }
