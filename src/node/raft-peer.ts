@@ -508,12 +508,10 @@ export class RaftPeer {
       storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     } else {
       storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      this.timeline.atEntries(rd.entries, "persisted");
       this.sendAll(rd.persistedMessages);
     }
-    if (rd.entries.length > 0) {
-      this.timeline.atEntries(rd.entries, "persisted");
-      this.committer.appended(rd.entries);
-    }
+    if (rd.entries.length > 0) this.committer.appended(rd.entries);
     const light = this.node.advanceAppend(rd);
     this.sendAll(light.messages);
     // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
