@@ -18,6 +18,17 @@ const CLIENTV3_SRC = "/usr/share/gocode/src/go.etcd.io/etcd/clientv3";
 
 export type EtcdTools = { ok: true; etcdbench: string; etcd: string; version: string } | { ok: false; reason: string };
 
+/**
+ * `../shared/anchors/<rel>` next to the repository; from a git worktree elsewhere, next to the
+ * main checkout. Undefined when neither exists.
+ */
+export function findAnchorDir(repoRoot: string, rel: string): string | undefined {
+  const roots = [repoRoot];
+  const common = run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], { cwd: repoRoot, timeoutMs: 10_000 });
+  if (common.ok) roots.push(path.dirname(common.out.trim()));
+  return roots.map((r) => path.resolve(r, "../shared/anchors", rel)).find((d) => fs.existsSync(d));
+}
+
 function haveTools(): boolean {
   return Bun.which("etcd") !== null && Bun.which("go") !== null && fs.existsSync(CLIENTV3_SRC);
 }
