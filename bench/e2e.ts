@@ -130,8 +130,21 @@ async function rpcRoundTrip(e: E2EChain, calls: number): Promise<number[]> {
   return out;
 }
 
+/** The chain running now, for the interrupt handler. */
+let current: E2EChain | undefined;
+
+async function startChain(nodes: number, env?: Record<string, string>): Promise<E2EChain> {
+  current = await E2EChain.start({ nodes, seed: "bench-e2e", blockInterval: 0, raft: ETCD_TIMERS, env });
+  return current;
+}
+
+async function closeChain(e: E2EChain): Promise<void> {
+  await e.close();
+  if (current === e) current = undefined;
+}
+
 async function ours(nodes: number, round: number): Promise<OurRun> {
-  const e = await E2EChain.start({ nodes, seed: "bench-e2e", blockInterval: 0, raft: ETCD_TIMERS, env: { CONSENSUS_BLOCK_TIMELINE: "1" } });
+  const e = await startChain(nodes, { CONSENSUS_BLOCK_TIMELINE: "1" });
   try {
     await e.waitHeight(5, e.all());
     await e.leader(e.all());
@@ -172,7 +185,7 @@ async function ours(nodes: number, round: number): Promise<OurRun> {
     const blocks = to - from;
     return { nodes, round, blocks, seconds, blocksPerS: blocks / seconds, toLast, toLeader, fromEmulator, emulatorToLast, synced, samples, rpc, load: load() };
   } finally {
-    await e.close();
+    await closeChain(e);
   }
 }
 
@@ -206,7 +219,13 @@ console.log(
 console.log(`start ${new Date().toISOString()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? "?"}), load average ${load()}, bun ${Bun.version}`);
 
 let cluster: EtcdCluster | undefined;
-process.on("SIGINT", () => process.exit(130)); // runs the exit hooks: etcd members are killed
+// Interrupted: stop the chain's processes and the etcd members (ours, by PID) before leaving.
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    console.log(`${sig}: stopping the chain and the etcd members`);
+    void Promise.allSettled([current?.close(), cluster?.stop()]).then(() => process.exit(130));
+  });
+}
 const tools: EtcdTools = args["no-etcd"]
   ? { ok: false, reason: "skipped (--no-etcd)" }
   : ANCHOR_DIR === undefined
@@ -259,7 +278,7 @@ try {
   }
 
   if (FAILOVERS > 0) {
-    const e = await E2EChain.start({ nodes: NODES[0], seed: "bench-e2e", blockInterval: 0, raft: ETCD_TIMERS });
+    const e = await startChain(NODES[0]);
     try {
       await e.waitHeight(5, e.all());
       for (let r = 1; r <= FAILOVERS; r++) {
@@ -275,7 +294,7 @@ try {
       }
       e.chain.assertNoFork();
     } finally {
-      await e.close();
+      await closeChain(e);
     }
   }
 } finally {
