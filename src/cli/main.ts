@@ -8,7 +8,7 @@ import { parseFlags } from "./argv.ts";
 import { CheckFailed, FatalError, UsageError } from "./errors.ts";
 import { renderCommandHelp, renderRootHelp } from "./help.ts";
 import { resolve, root, subcommand } from "./root.ts";
-import { SERVICE_NAME, VERSION } from "./version.ts";
+import { SERVICE_NAME, VERSION } from "../config/version.ts";
 import { errorMessage } from "../util/errors.ts";
 
 export const EXIT_OK = 0;

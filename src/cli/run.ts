@@ -6,7 +6,7 @@ import type { Config } from "../config/types.ts";
 import { createLogger, openSink } from "../log/logger.ts";
 import { UsageError } from "./errors.ts";
 import { supervise } from "./lifecycle.ts";
-import { SERVICE_NAME, VERSION } from "./version.ts";
+import { SERVICE_NAME, VERSION } from "../config/version.ts";
 
 export const STOP_TIMEOUT_MS = 5000;
 
