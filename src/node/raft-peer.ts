@@ -40,6 +40,8 @@ export const BOOTSTRAP_TERM = 5;
  * through its block sync from peers.
  */
 export const LOG_KEEP_TAIL = 200;
+/** How long a leader's new commit index may wait for an append to carry it (see announceCommitSoon). */
+export const COMMIT_ANNOUNCE_MS = 20;
 
 export interface PeerOutlet {
   send(msg: Message): SendOutcome;
@@ -175,6 +177,9 @@ export class RaftPeer {
   private readonly inboundWarn: LogLimiter;
   private readonly timeline: BlockTimeline;
   private controllerBehindAtStart: bigint | undefined;
+  /** The highest commit index sent to each peer in an append or heartbeat (leader). */
+  private readonly commitSent = new Map<NodeId, number>();
+  private announceTimer: Cancel | undefined;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
   /** When each member last sent us a message that was stepped (status only). */
@@ -247,6 +252,9 @@ export class RaftPeer {
         maxUncommittedSize: 64 << 20,
         // Only the leader proposes; peers drop forwarded proposals (see receive()).
         disableProposalForwarding: true,
+        // A new commit index rides on the next append; announced by itself only if none comes soon
+        // (see announceCommit): at block_interval 0 that saves an append and its ack per follower.
+        skipBcastCommit: process.env.EXP_BCAST !== "1",
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
       },
@@ -492,6 +500,7 @@ export class RaftPeer {
         this.handleReady(rd);
         this.flushReports();
       }
+      if (this.role === StateRole.Leader) this.announceCommitSoon();
     } catch (e) {
       this.fail(e);
     }
@@ -531,6 +540,7 @@ export class RaftPeer {
 
   private sendAll(msgs: Message[]): void {
     for (const m of msgs) {
+      if (m.msgType === MessageType.MsgAppend || m.msgType === MessageType.MsgHeartbeat) this.commitSent.set(m.to, Math.max(this.commitSent.get(m.to) ?? 0, m.commit));
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_sent");
       else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_sent");
       const outcome = this.deps.outlet.send(m);
@@ -541,6 +551,29 @@ export class RaftPeer {
         this.snapshotsSent.push(m.to);
       }
     }
+  }
+
+  /**
+   * A leader's new commit index reaches the followers with the next append; at block_interval 0
+   * the next block follows within milliseconds. If none has carried it to every follower within
+   * COMMIT_ANNOUNCE_MS, it is sent by itself (raft-rs would send it at once, costing an append and
+   * an ack per follower per block).
+   */
+  private announceCommitSoon(): void {
+    if (this.announceTimer !== undefined || !this.commitUnannounced()) return;
+    this.announceTimer = this.deps.clock.after(COMMIT_ANNOUNCE_MS, () => {
+      this.announceTimer = undefined;
+      if (this.stopped || this.role !== StateRole.Leader || !this.commitUnannounced()) return;
+      this.node.broadcastCommit();
+      this.schedule();
+    });
+  }
+
+  /** Some voter has not been sent the leader's commit index yet. */
+  private commitUnannounced(): boolean {
+    const { commit } = this.node.basicStatus();
+    for (const id of this.node.confState().voters) if (id !== this.deps.selfId && (this.commitSent.get(id) ?? 0) < commit) return true;
+    return false;
   }
 
   /** Unreachable peers and snapshot results are stepped after the Ready cycle, never inside it. */

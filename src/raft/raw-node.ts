@@ -400,6 +400,15 @@ export class RawNode {
     };
   }
 
+  /**
+   * On a leader, sends every follower an append carrying the commit index (empty for those that
+   * have every entry). With `skipBcastCommit` the caller uses it to announce a commit that no new
+   * append carried in time.
+   */
+  broadcastCommit(): void {
+    if (this.raft.state === StateRole.Leader) this.raft.bcastAppend();
+  }
+
   /** The current configuration (both halves of a joint one). */
   confState(): ConfState {
     return this.raft.prs.confState();

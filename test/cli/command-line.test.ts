@@ -7,7 +7,7 @@ import type { ArgsDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { parseFlags } from "../../src/cli/argv.ts";
 import { FatalError, UsageError } from "../../src/cli/errors.ts";
-import { type ProcessEvents, supervise } from "../../src/cli/lifecycle.ts";
+import { type ProcessEvents, runUntilStopped } from "../../src/cli/lifecycle.ts";
 import { createLogger } from "../../src/log/logger.ts";
 import type { Sink } from "../../src/log/sinks.ts";
 import type { RunningService } from "../../src/service/service.ts";
@@ -76,7 +76,7 @@ describe("flag parsing (clap rules on top of citty)", () => {
   });
 });
 
-describe("supervise (start, signals, stop deadline)", () => {
+describe("run until stopped (start, signals, stop deadline)", () => {
   class MemorySink implements Sink {
     text = "";
     write(line: string) {
@@ -130,7 +130,7 @@ describe("supervise (start, signals, stop deadline)", () => {
   function setup(opts: { start: () => Promise<RunningService>; stopTimeoutMs?: number }) {
     const sink = new MemorySink();
     const ev = fakeEvents();
-    const outcome = supervise({
+    const outcome = runUntilStopped({
       start: opts.start,
       log: createLogger({ level: "info", sink }),
       stopTimeoutMs: opts.stopTimeoutMs ?? 10_000,
