@@ -254,7 +254,7 @@ export class RaftPeer {
         disableProposalForwarding: true,
         // A new commit index rides on the next append; announced by itself only if none comes soon
         // (see announceCommit): at block_interval 0 that saves an append and its ack per follower.
-        skipBcastCommit: process.env.EXP_BCAST !== "1",
+        skipBcastCommit: true,
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
       },
