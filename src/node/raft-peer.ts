@@ -255,6 +255,8 @@ export class RaftPeer {
         // A new commit index rides on the next append; announced by itself only if none comes soon
         // (see announceCommit): at block_interval 0 that saves an append and its ack per follower.
         skipBcastCommit: true,
+        // A follower that is being sent appends needs no heartbeat besides.
+        skipHeartbeatsWhileAppending: true,
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
       },

@@ -138,6 +138,9 @@ export class Raft {
   readonly maxElectionTimeout: number;
   readonly maxMsgSize: number;
   readonly skipBcastCommit: boolean;
+  readonly skipHeartbeatsWhileAppending: boolean;
+  /** Followers sent an append since the last periodic heartbeat (with skipHeartbeatsWhileAppending). */
+  private readonly appendedSinceBeat = new Set<NodeId>();
   readonly batchAppend: boolean;
   readonly disableProposalForwarding: boolean;
   priority: number;
@@ -166,6 +169,7 @@ export class Raft {
     this.maxElectionTimeout = c.maxElectionTick;
     this.maxMsgSize = c.maxSizePerMsg;
     this.skipBcastCommit = c.skipBcastCommit;
+    this.skipHeartbeatsWhileAppending = c.skipHeartbeatsWhileAppending;
     this.batchAppend = c.batchAppend;
     this.disableProposalForwarding = c.disableProposalForwarding;
     this.priority = c.priority;
@@ -287,6 +291,7 @@ export class Raft {
       }
     }
     this.send(m);
+    if (this.skipHeartbeatsWhileAppending && m.msgType === MessageType.MsgAppend) this.appendedSinceBeat.add(to);
     return true;
   }
 
@@ -377,6 +382,22 @@ export class Raft {
 
   bcastHeartbeat(): void {
     this.bcastHeartbeatWithCtx(this.readOnly.lastPendingRequestCtx());
+  }
+
+  /** The heartbeat of every heartbeat timeout, less those an append made needless. */
+  private periodicHeartbeat(): void {
+    const ctx = this.readOnly.lastPendingRequestCtx();
+    if (!this.skipHeartbeatsWhileAppending || ctx !== undefined) {
+      this.bcastHeartbeatWithCtx(ctx);
+    } else {
+      for (const id of this.prs.ids()) {
+        if (id === this.id) continue;
+        const pr = this.prs.get(id)!;
+        if (this.appendedSinceBeat.has(id) && pr.state === ProgressState.Replicate) continue;
+        this.sendHeartbeat(id, pr, undefined);
+      }
+    }
+    this.appendedSinceBeat.clear();
   }
 
   private bcastHeartbeatWithCtx(ctx: Uint8Array | undefined): void {
@@ -791,7 +812,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.msgType) {
       case MessageType.MsgBeat:
-        this.bcastHeartbeat();
+        this.periodicHeartbeat();
         return;
       case MessageType.MsgCheckQuorum:
         if (!this.prs.quorumRecentlyActive(this.id)) {
