@@ -12,14 +12,13 @@ import type { ConsolaInstance } from "consola";
 import { type Proposal, ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import { type ConfChangeV2, type Entry, EntryType, codec } from "../raft/index.ts";
-import type { ControllerClient } from "./controller.ts";
-import { LogLimiter } from "../peer/rate.ts";
 import { bytesEqual } from "../util/bytes.ts";
-import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
-import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
-import type { BlockTimeline } from "./block-timeline.ts";
-import type { NodeTestBug } from "./test-bugs.ts";
 import { errorMessage } from "../util/errors.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
+import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
+import type { ControllerClient } from "./controller.ts";
+import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
@@ -76,7 +75,8 @@ export class Committer {
   private recommits: Proposal[] = [];
   /** The controller height the pending recommits start from. */
   private recommitFrom: bigint | undefined;
-  private readonly limitedLog: LogLimiter;
+  /** The controller height of the last "no longer in the raft log" line (said once per height). */
+  private gapReportedAt: bigint | undefined;
 
   constructor(
     private readonly host: CommitterHost,
@@ -84,7 +84,6 @@ export class Committer {
   ) {
     this.lastQueued = lastApplied;
     this.highestCommitted = lastApplied;
-    this.limitedLog = new LogLimiter(host.log, () => host.clock.now());
   }
 
   /** Blocks the controller lost are being committed again: no new proposal until they are. */
@@ -106,7 +105,8 @@ export class Committer {
     const blocks = this.retainedBlocks(height, applied);
     const { log } = this.host;
     const lowest = blocks[0]?.height;
-    if (lowest === undefined || lowest > height + 1n) {
+    if ((lowest === undefined || lowest > height + 1n) && this.gapReportedAt !== height) {
+      this.gapReportedAt = height;
       log.warn("controller lost blocks that are no longer in the raft log; its block sync must fetch them from peers", {
         controller_height: height,
         applied_height: applied,

@@ -186,12 +186,24 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
     t.committer.controllerAt(1n, "start");
     await t.clock.advance(30_000);
     expect(t.controller.height).toBe(1n); // 4 is too high until the gap is filled
+    t.committer.controllerAt(1n, "proposal"); // the same report again, from every lower proposal
+    t.committer.controllerAt(1n, "proposal");
     expect(t.cap.lines.filter((l) => l.message.includes("no longer in the raft log"))).toHaveLength(1);
     const attempts = t.controller.count("CheckProposal");
     expect(attempts).toBeLessThan(30); // backoff, not a loop
     t.controller.height = 3n; // block sync fetched 2 and 3 from peers
     await t.clock.until(() => !t.committer.recommitting, 60_000, "the recommits");
     expect(commits(t).map((c) => c.height)).toEqual([4n, 5n, 6n]);
+  });
+
+  test("with none of the lost blocks left in the log, repeated reports of that height give one line and no calls", async () => {
+    const t = await chainWithLoss(3, 1n);
+    t.compactTo(4); // everything applied was compacted away (a snapshot, say)
+    for (let i = 0; i < 20; i++) t.committer.controllerAt(1n, "proposal");
+    await t.clock.advance(10_000);
+    expect(t.cap.lines.filter((l) => l.message.includes("no longer in the raft log"))).toHaveLength(1);
+    expect(t.controller.calls).toEqual([]);
+    expect(t.committer.recommitting).toBe(false);
   });
 
   test("heights at or above the applied one, or a second report while recommitting from lower, change nothing", async () => {
