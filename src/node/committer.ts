@@ -69,6 +69,8 @@ export class Committer {
   /** Highest committed index handed to the committer (entries above lastQueued wait in storage). */
   private highestCommitted: number;
   private failing = false;
+  /** The newest block that reached the log while the controller was busy (see appended). */
+  private uncheckedNext: Proposal | undefined;
   /** A CheckProposal sent when the block reached the log, before it was committed (see appended). */
   private earlyCheck: { height: bigint; data: Uint8Array; result: Promise<{ code: number }> } | undefined;
   /** Blocks to commit again before anything else, lowest height first. */
@@ -235,6 +237,7 @@ export class Committer {
     } finally {
       this.running = false;
     }
+    this.maybeCheckEarly();
   }
 
   private async applyOne(e: Entry, epoch: number): Promise<void> {
@@ -297,27 +300,37 @@ export class Committer {
    * committed, in height order.
    */
   appended(ents: readonly Entry[]): void {
-    if (this.stopped || this.running || this.queue.length > 0 || this.recommits.length > 0) return;
-    const next = this.host.chainConfig().height + 1n;
     for (const e of ents) {
       if (e.entryType !== EntryType.EntryNormal || e.data.length === 0) continue;
       const p = tryDecodeProposal(e.data);
-      if (p === undefined || p.height !== next) return;
-      if (this.earlyCheck?.height === p.height && bytesEqual(this.earlyCheck.data, p.data)) return;
-      const { log, controller, timeline } = this.host;
-      log.info("checking proposal..", { height: p.height, early: true });
-      timeline?.at(p.height, "check_sent");
-      const result = controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal: this.abort.signal }).then(
-        (r) => {
-          timeline?.at(p.height, "check_answered");
-          return { code: r.code };
-        },
-        // A failed early check is only a missed shortcut: the commit path checks again.
-        () => ({ code: StatusCodeEnum.NoneStatusCode }),
-      );
-      this.earlyCheck = { height: p.height, data: p.data, result };
+      if (p === undefined || p.height <= this.host.chainConfig().height) continue;
+      // Busy with the block before (a follower learns its commit about when the next block
+      // arrives): this one is checked as soon as the controller has that one.
+      this.uncheckedNext = p;
+      this.maybeCheckEarly();
       return;
     }
+  }
+
+  /** Sends the early check of the newest block that reached the log, if it is next and the controller idle. */
+  private maybeCheckEarly(): void {
+    const p = this.uncheckedNext;
+    if (p === undefined || this.stopped || this.running || this.queue.length > 0 || this.recommits.length > 0) return;
+    this.uncheckedNext = undefined;
+    if (p.height !== this.host.chainConfig().height + 1n) return;
+    if (this.earlyCheck?.height === p.height && bytesEqual(this.earlyCheck.data, p.data)) return;
+    const { log, controller, timeline } = this.host;
+    log.info("checking proposal..", { height: p.height, early: true });
+    timeline?.at(p.height, "check_sent");
+    const result = controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal: this.abort.signal }).then(
+      (r) => {
+        timeline?.at(p.height, "check_answered");
+        return { code: r.code };
+      },
+      // A failed early check is only a missed shortcut: the commit path checks again.
+      () => ({ code: StatusCodeEnum.NoneStatusCode }),
+    );
+    this.earlyCheck = { height: p.height, data: p.data, result };
   }
 
   /** The early check of exactly this block, if there was one (consumed). */
