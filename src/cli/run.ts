@@ -4,6 +4,7 @@ import { defineCommand } from "citty";
 import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { createLogger, openSink } from "../log/logger.ts";
+import { dumpHeapOnSignal } from "../metrics/memory.ts";
 import { UsageError } from "./errors.ts";
 import { runUntilStopped } from "./lifecycle.ts";
 import { SERVICE_NAME, VERSION } from "../config/version.ts";
@@ -41,6 +42,8 @@ export default defineCommand({
     const sink = openSink(config);
     const log = createLogger({ level: config.logLevel, sink });
     for (const warning of loaded.warnings) log.warn(warning);
+    // kill -USR2 <pid>: log memory figures and write a heap snapshot into the working directory.
+    dumpHeapOnSignal(log);
 
     // Loaded here, not at the top, so that `--version` and `--help` stay fast.
     const { startService } = await import("../service/service.ts");

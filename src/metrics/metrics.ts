@@ -7,6 +7,7 @@
 // histograms, kept as the Rust service named them for existing dashboards.
 import type { Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { memoryFigures } from "./memory.ts";
 
 /** What the state gauges read at scrape time. */
 export interface ConsensusStateSource {
@@ -155,6 +156,15 @@ export class ConsensusMetrics {
       help: "gRPC calls refused with RESOURCE_EXHAUSTED before their request was read, by reason (too_large, busy, byte_budget)",
       labelNames: ["reason"],
       registers: r,
+    });
+    new Gauge({
+      name: "consensus_memory_bytes",
+      help: "memory of this process, by area: rss, rss_peak, heap_used and heap_total (the JS heap), external and array_buffers (held outside the JS heap by JS objects)",
+      labelNames: ["area"],
+      registers: r,
+      collect() {
+        for (const [area, bytes] of Object.entries(memoryFigures())) this.set({ area }, bytes);
+      },
     });
     const queues = this.queues;
     new Gauge({
