@@ -1,7 +1,9 @@
 // One-time import of the state the Rust service (consensus_raft 6.7.x) leaves in raft_data_path
-// (docs/compatibility.md): `raft-snapshot` (length-delimited eraftpb.Snapshot whose data is the
-// ConsensusConfiguration), `raft-entry` (length-delimited eraftpb.Entry, or empty) and
-// `abort_height` (decimal u64). Decoding is all-or-nothing: any undecodable file stops the start.
+// (docs/compatibility.md): `raft-snapshot` (length-delimited eraftpb.Snapshot at the applied index,
+// whose data is the ConsensusConfiguration), `raft-entry` (length-delimited eraftpb.Entry, or
+// empty) and `abort_height` (decimal u64). Decoding is all-or-nothing: any undecodable file stops
+// the start, and it is decoded before the database is created, so a refused import leaves the data
+// dir as it was.
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import type { ConsolaInstance } from "consola";

@@ -4,6 +4,7 @@
 // memory, so the Raft hot path (entries, term, first/last index) never touches SQLite.
 import type { Database, Statement } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
+import fs from "node:fs";
 import path from "node:path";
 import { type RaftState, StorageError, cloneConfState, fitCount, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, NONE, isEmptySnapshot, codec } from "../raft/index.ts";
 import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
@@ -73,12 +74,20 @@ export class SqliteStorage implements NodeStorage {
   static open(dir: string, opts: OpenOptions = {}): SqliteStorage {
     const file = path.join(dir, DB_FILE);
     const log = opts.log;
+    // A first start: decode the Rust service's files before the database exists, so a refused
+    // import creates nothing (the operator fixes the file and starts again).
+    const early = fs.existsSync(file) ? undefined : readLegacy(dir);
+    if (early) {
+      const bad = inconsistency(early.state);
+      if (bad) throw new StorageOpenError(`cannot import legacy files in ${dir}: ${bad}; nothing was imported (fix the file or move it away)`);
+    }
     const syncMode = opts.synchronous ?? "FULL";
     const { db, fresh } = openDatabase(dir, file, syncMode);
     try {
       let state: DurableState;
       if (fresh) {
-        const legacy = readLegacy(dir);
+        // (Read now when the file was there already: an earlier first start that stopped early.)
+        const legacy = early ?? readLegacy(dir);
         state = legacy?.state ?? freshState();
         writeInitial(db, file, state);
         if (legacy) {
