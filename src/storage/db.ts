@@ -5,8 +5,8 @@ import { Database } from "bun:sqlite";
 import fs from "node:fs";
 import { StorageOpenError, describeSqliteError, sqliteCode } from "./errors.ts";
 
-/** Version of the layout below; bump it (and add a migration) when the schema changes. */
-export const SCHEMA_VERSION = 1;
+/** Version of the layout below; bump it (and add a migration to MIGRATIONS) when the schema changes. */
+export const SCHEMA_VERSION = 2;
 /** Marks the file as ours ("Raft"), so a foreign SQLite file is refused instead of extended. */
 export const APPLICATION_ID = 0x52616674;
 
@@ -24,7 +24,8 @@ CREATE TABLE raft_state (
   state_machine   BLOB NOT NULL,    -- common.ConsensusConfiguration at the applied index
   compacted_index INTEGER NOT NULL, -- the entry just before the first retained one
   compacted_term  INTEGER NOT NULL,
-  abort_height    TEXT NOT NULL     -- u64, decimal
+  abort_height    TEXT NOT NULL,    -- u64, decimal
+  recommit_entry  BLOB              -- eraftpb.Entry at applied_index imported from the Rust service, or NULL
 );
 -- One row per appended batch (frame.ts); rows may hold entries below compacted_index + 1,
 -- which a load skips.
@@ -35,8 +36,19 @@ CREATE TABLE log (
 );
 `;
 
+/**
+ * Migrations, by the version they start from: each brings a file one version up, inside the
+ * transaction that also stamps the new version.
+ */
+const MIGRATIONS: Record<number, string> = {
+  // 1 → 2: the imported Rust `raft-entry` at the applied index, kept beside the log for a recommit.
+  1: "ALTER TABLE raft_state ADD COLUMN recommit_entry BLOB",
+};
+
 export interface OpenedDatabase {
   db: Database;
+  /** The schema version the file had when it was migrated to SCHEMA_VERSION by this open. */
+  migratedFrom?: number;
   /**
    * True when the file holds no schema yet (new, or an earlier first start stopped before its
    * initial transaction committed): the caller creates the schema and the initial state at once.
@@ -86,7 +98,10 @@ export function openDatabase(dir: string, file: string, sync: SyncMode): OpenedD
           "restore it from a backup, or move the raft data dir away to resync this node from its peers",
       );
     }
-    return { db, fresh: checkHeader(db, file) };
+    const version = checkHeader(db, file);
+    if (version === undefined) return { db, fresh: true };
+    if (version < SCHEMA_VERSION) migrate(db, file, version);
+    return { db, fresh: false, migratedFrom: version < SCHEMA_VERSION ? version : undefined };
   } catch (e) {
     closeQuietly(db);
     if (e instanceof StorageOpenError) throw e;
@@ -111,12 +126,12 @@ export function createSchema(db: Database): void {
   db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
 }
 
-/** Returns true for a file without schema; throws for a foreign or newer database. */
-function checkHeader(db: Database, file: string): boolean {
+/** Returns the schema version, or undefined for a file without schema; throws for a foreign, newer or unknown one. */
+function checkHeader(db: Database, file: string): number | undefined {
   const appId = Number(pragma(db, "application_id"));
   const version = Number(pragma(db, "user_version"));
   const tables = Number(db.query("SELECT count(*) FROM sqlite_schema").values()[0][0]);
-  if (appId === 0 && version === 0 && tables === 0) return true;
+  if (appId === 0 && version === 0 && tables === 0) return undefined;
   if (appId !== APPLICATION_ID) {
     throw new StorageOpenError(`${file} is not a consensus raft database (application_id ${appId}); move it away`);
   }
@@ -126,10 +141,22 @@ function checkHeader(db: Database, file: string): boolean {
         "run the newer consensus binary that wrote it",
     );
   }
-  if (version !== SCHEMA_VERSION) {
+  if (version !== SCHEMA_VERSION && MIGRATIONS[version] === undefined) {
     throw new StorageOpenError(`raft database ${file} has unknown schema version ${version}`);
   }
-  return false;
+  return version;
+}
+
+/** Brings the file from `from` up to SCHEMA_VERSION in one transaction: all of it, or nothing. */
+function migrate(db: Database, file: string, from: number): void {
+  try {
+    db.transaction(() => {
+      for (let v = from; v < SCHEMA_VERSION; v++) db.run(MIGRATIONS[v]);
+      db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    })();
+  } catch (e) {
+    throw new StorageOpenError(`cannot migrate raft database ${file} from schema version ${from} to ${SCHEMA_VERSION}: ${describeSqliteError(e)}`);
+  }
 }
 
 /** Releases the connection (and with it the lock) at once, whatever the statement state. */

@@ -1,16 +1,16 @@
 // One-time import of the state the Rust service (consensus_raft 6.7.x) leaves in raft_data_path
 // (docs/compatibility.md): `raft-snapshot` (length-delimited eraftpb.Snapshot at the applied index,
 // whose data is the ConsensusConfiguration), `raft-entry` (length-delimited eraftpb.Entry, or
-// empty) and `abort_height` (decimal u64). Decoding is all-or-nothing: any undecodable file stops
-// the start, and it is decoded before the database is created, so a refused import leaves the data
-// dir as it was.
+// empty: the last block appended, at the applied index or just after it) and `abort_height`
+// (decimal u64). Decoding is all-or-nothing: any undecodable file stops the start, and it is
+// decoded before the database is created, so a refused import leaves the data dir as it was.
 import { fromBinary } from "@bufbuild/protobuf";
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import type { ConsolaInstance } from "consola";
 import fs from "node:fs";
 import path from "node:path";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
-import { codec } from "../raft/index.ts";
+import { EntryType, codec } from "../raft/index.ts";
 import { StorageOpenError } from "./errors.ts";
 import { type DurableState, freshState } from "./state.ts";
 
@@ -88,6 +88,15 @@ export function readLegacy(dir: string): LegacyImport | undefined {
       // As in the Rust recovery: the entry is uncommitted; a leader confirms or replaces it.
       state.entries.push(entry);
       summary.entry = `index ${entry.index} term ${entry.term}`;
+    } else if (entry.index === state.appliedIndex && state.appliedIndex > 0) {
+      // The block the Rust service applied last. Its controller (no WAL since v6.7.0) may have
+      // lost it in a power loss: keep it beside the log, for the committer to commit it again.
+      if (entry.term === state.appliedTerm && entry.entryType === EntryType.EntryNormal && entry.data.length > 0) {
+        state.recommitEntry = entry;
+        summary.entry = `index ${entry.index} term ${entry.term}, the applied block: kept to be committed again`;
+      } else {
+        summary.entry = `ignored index ${entry.index} term ${entry.term}: not the applied block (snapshot ${state.appliedIndex}, term ${state.appliedTerm})`;
+      }
     } else {
       summary.entry = `ignored index ${entry.index} term ${entry.term}: it does not follow the snapshot (${state.appliedIndex}, term ${state.appliedTerm})`;
     }

@@ -7,7 +7,7 @@ import type { ConsolaInstance } from "consola";
 import fs from "node:fs";
 import path from "node:path";
 import { type RaftState, StorageError, cloneConfState, fitCount, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, NONE, isEmptySnapshot, codec } from "../raft/index.ts";
-import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
+import { SCHEMA_VERSION, type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
 import { leftoverLegacyFiles, markImported, readLegacy } from "./legacy.ts";
@@ -56,12 +56,12 @@ export class SqliteStorage implements NodeStorage {
     this.setHardState = db.prepare("UPDATE raft_state SET hard_state = ? WHERE id = 1");
     this.setApplied = db.prepare(
       "UPDATE raft_state SET applied_index = ?1, applied_term = ?2, state_machine = coalesce(?3, state_machine), " +
-        "conf_state = coalesce(?4, conf_state), hard_state = coalesce(?5, hard_state) WHERE id = 1",
+        "conf_state = coalesce(?4, conf_state), hard_state = coalesce(?5, hard_state), recommit_entry = NULL WHERE id = 1",
     );
     this.setCompacted = db.prepare("UPDATE raft_state SET compacted_index = ?, compacted_term = ? WHERE id = 1");
     this.setSnapshot = db.prepare(
       "UPDATE raft_state SET conf_state = ?1, applied_index = ?2, applied_term = ?3, state_machine = ?4, " +
-        "compacted_index = ?2, compacted_term = ?3 WHERE id = 1",
+        "compacted_index = ?2, compacted_term = ?3, recommit_entry = NULL WHERE id = 1",
     );
     this.setAbort = db.prepare("UPDATE raft_state SET abort_height = ? WHERE id = 1");
     this.setStateMachineStmt = db.prepare("UPDATE raft_state SET state_machine = ? WHERE id = 1");
@@ -82,8 +82,9 @@ export class SqliteStorage implements NodeStorage {
       if (bad) throw new StorageOpenError(`cannot import legacy files in ${dir}: ${bad}; nothing was imported (fix the file or move it away)`);
     }
     const syncMode = opts.synchronous ?? "FULL";
-    const { db, fresh } = openDatabase(dir, file, syncMode);
+    const { db, fresh, migratedFrom } = openDatabase(dir, file, syncMode);
     try {
+      if (migratedFrom !== undefined) log?.info("raft database migrated", { file, from_version: migratedFrom, to_version: SCHEMA_VERSION });
       let state: DurableState;
       if (fresh) {
         // (Read now when the file was there already: an earlier first start that stopped early.)
@@ -252,6 +253,7 @@ export class SqliteStorage implements NodeStorage {
       s.compactedTerm = s.appliedTerm = m.term;
       s.confState = cloneConfState(m.confState);
       s.stateMachine = snap.data;
+      s.recommitEntry = undefined;
     }
     if (ents.length > 0) {
       s.entries.length = ents[0].index - s.compactedIndex - 1;
@@ -281,6 +283,7 @@ export class SqliteStorage implements NodeStorage {
     );
     s.appliedIndex = index;
     s.appliedTerm = term;
+    s.recommitEntry = undefined;
     if (update.stateMachine) s.stateMachine = update.stateMachine;
     if (cs) s.confState = cs;
     if (hs) s.hardState = hs;
@@ -310,6 +313,16 @@ export class SqliteStorage implements NodeStorage {
 
   appliedIndex(): number {
     return this.s.appliedIndex;
+  }
+
+  /**
+   * The entry at the applied index imported from the Rust service's `raft-entry`: a block it
+   * applied that its controller may have lost, to be committed again. It is not in the log (the
+   * term of the entry before it is unknown). Undefined for any other store, and once the applied
+   * index moves on.
+   */
+  recommitEntry(): Entry | undefined {
+    return this.s.recommitEntry;
   }
 
   /**
@@ -380,7 +393,7 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
       createSchema(db);
       db.prepare(
         "INSERT INTO raft_state (id, hard_state, conf_state, applied_index, applied_term, state_machine, " +
-          "compacted_index, compacted_term, abort_height) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+          "compacted_index, compacted_term, abort_height, recommit_entry) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(
         codec.encodeHardState(s.hardState),
         codec.encodeConfState(s.confState),
@@ -390,6 +403,7 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
         s.compactedIndex,
         s.compactedTerm,
         s.abortHeight.toString(),
+        s.recommitEntry ? codec.encodeEntry(s.recommitEntry) : null,
       );
       if (s.entries.length > 0) {
         db.prepare("INSERT INTO log (first_index, last_index, entries) VALUES (?, ?, ?)").run(
@@ -448,6 +462,8 @@ function load(db: Database, file: string): DurableState {
     compactedTerm: num(row.compacted_term, "compacted_term"),
     abortHeight: BigInt(abortText),
     entries,
+    recommitEntry:
+      row.recommit_entry === null ? undefined : decode("recommit_entry", () => codec.decodeEntry(bytes(row.recommit_entry, "recommit_entry"))),
   };
   const bad = inconsistency(state);
   if (bad) throw broken(bad);

@@ -17,6 +17,12 @@ export interface DurableState {
   abortHeight: bigint;
   /** Retained log, contiguous from compactedIndex + 1. */
   entries: Entry[];
+  /**
+   * The Rust service's `raft-entry` when it was the entry at the applied index: a block consensus
+   * applied that its controller may have lost. Not part of the log (the term of the entry before it
+   * is unknown); kept until the applied index moves on, so the committer can commit it again.
+   */
+  recommitEntry?: Entry;
 }
 
 export function freshState(): DurableState {
@@ -30,6 +36,7 @@ export function freshState(): DurableState {
     compactedTerm: 0,
     abortHeight: 0n,
     entries: [],
+    recommitEntry: undefined,
   };
 }
 
@@ -49,5 +56,9 @@ export function inconsistency(s: DurableState): string | undefined {
   if (appliedTerm !== s.appliedTerm) return `applied term ${s.appliedTerm} differs from the log's term ${appliedTerm} at ${s.appliedIndex}`;
   if (s.hardState.commit < s.appliedIndex) return `commit index ${s.hardState.commit} is below the applied index ${s.appliedIndex}`;
   if (s.hardState.commit > last) return `commit index ${s.hardState.commit} is beyond the last entry ${last}`;
+  const r = s.recommitEntry;
+  if (r && (r.index !== s.appliedIndex || r.term !== s.appliedTerm)) {
+    return `recommit entry ${r.index} (term ${r.term}) is not the applied entry ${s.appliedIndex} (term ${s.appliedTerm})`;
+  }
   return undefined;
 }

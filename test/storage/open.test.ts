@@ -141,9 +141,9 @@ describe("corruption", () => {
 describe("versions and foreign files", () => {
   test("a database written by a newer schema version is refused", () => {
     const { dir, file } = populated();
-    rawDb(file, (db) => db.run("PRAGMA user_version = 2"));
+    rawDb(file, (db) => db.run("PRAGMA user_version = 3"));
     expect(openError(dir)).toBe(
-      `raft database ${file} has schema version 2, newer than version 1 of this consensus; run the newer consensus binary that wrote it`,
+      `raft database ${file} has schema version 3, newer than version 2 of this consensus; run the newer consensus binary that wrote it`,
     );
   });
 
