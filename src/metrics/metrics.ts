@@ -1,7 +1,7 @@
 // Prometheus metrics: the Rust service's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
 // milliseconds, buckets from `metrics_buckets`) plus the consensus state the Rust service never
 // exported (term, role, leader, commit/applied index, height, proposals, elections, transfers,
-// commit latency). A private registry: no default Node/Bun collectors (on Bun some of them block
+// commit latency) and the process's memory. A private registry: no default Node/Bun collectors (on Bun some of them block
 // the event loop on every scrape, for time that grows with the heap). Names follow Prometheus
 // conventions (`promtool check metrics` is clean) except the `<client-name>_to_<Method>`
 // histograms, kept as the Rust service named them for existing dashboards.
