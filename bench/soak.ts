@@ -14,7 +14,9 @@
 // --faults all: net's faults plus, in turn, kill -9 of a follower and SIGTERM of the leader, each
 //   restarted 5 s later (its samples then continue with the new process: see the restarts column).
 // --heap-snapshots DIR: SIGUSR2 to every node at the start and at the end of the steady phase;
-//   each writes a heap snapshot and logs its most common object types (see README, Memory).
+//   each writes a heap snapshot and logs its most common object types (bench/heap-diff.ts compares
+//   two of them).
+// --summarize FILE: print the summary of an earlier run's CSV, run nothing.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     "fault-every": { type: "string", default: "120" },
     out: { type: "string" },
     "heap-snapshots": { type: "string" },
+    summarize: { type: "string" },
   },
 });
 const NODES = Number(args.nodes);
@@ -67,7 +70,13 @@ interface Sample {
 const t0 = performance.now();
 const now = () => (performance.now() - t0) / 1000;
 const say = (msg: string) => console.log(`+${now().toFixed(0).padStart(5)}s  ${msg}`);
-const MiB = (b: number) => b / (1 << 20);
+
+if (args.summarize) {
+  const file = resolve(args.summarize);
+  const samples = readCsv(file);
+  summarize(samples, samples.find((s) => s.phase === "steady")?.t ?? 0, `summary of ${file}`, file);
+  process.exit(0);
+}
 
 // The binary is copied, so a rebuild of dist/ during the run does not change what a restart starts.
 const work = `/tmp/soak-${stamp}`;
@@ -261,9 +270,14 @@ async function sleepUnless(ms: number): Promise<void> {
   while (!stopping && performance.now() < end) await Bun.sleep(Math.min(1000, end - performance.now()));
 }
 
+summarize(samples, steadyStart, `soak: ${NODES} nodes, burst ${BURST_MIN} min (block_interval 0), steady ${STEADY_MIN} min (block_interval 1 s), faults ${FAULTS}; unexpected exits ${crashes.length}, forks ${forks.length}`, OUT);
+if (crashes.length > 0 || forks.length > 0) process.exit(1);
+
 // ---- summary ----
 
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+function mean(xs: number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
 /** Least-squares slope of y over t, per hour. */
 function slopePerHour(pts: { t: number; y: number }[]): number {
   if (pts.length < 2) return NaN;
@@ -277,40 +291,73 @@ function slopePerHour(pts: { t: number; y: number }[]): number {
   }
   return (num / den) * 3600;
 }
-const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "—");
-const pct = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) ? `${((b / a - 1) * 100).toFixed(1)}%` : "—");
-
-const end = now();
-const WINDOW = 20 * 60;
-const lastFrom = end - WINDOW;
-const prevFrom = end - 2 * WINDOW;
-const rows: string[] = [];
-const heapRows: string[] = [];
-for (const n of chain.nodes) {
-  const all = samples.filter((s) => s.node === n.index);
-  const steady = all.filter((s) => s.t >= steadyStart);
-  if (all.length === 0) continue;
-  const rss = all.map((s) => MiB(s.rss));
-  const prev = steady.filter((s) => s.t >= prevFrom && s.t < lastFrom).map((s) => MiB(s.rss));
-  const last = steady.filter((s) => s.t >= lastFrom).map((s) => MiB(s.rss));
-  const slope = slopePerHour(steady.map((s) => ({ t: s.t, y: MiB(s.rss) })));
-  const fds = all.map((s) => s.fds);
-  const data = all.map((s) => MiB(s.data));
-  rows.push(
-    `| node${n.index} | ${f1(rss[0])} | ${f1(MiB(steady[0]?.rss ?? NaN))} | ${f1(Math.min(...rss))} | ${f1(Math.max(...rss))} | ${f1(mean(prev))} | ${f1(mean(last))} | ${pct(mean(prev), mean(last))} | ${f1(slope)} | ${Math.min(...fds)}–${Math.max(...fds)} | ${f1(Math.min(...data))}–${f1(Math.max(...data))} | ${all.at(-1)!.restarts} |`,
-  );
-  const hu = (s: Sample) => MiB(s.inside.heap_used ?? NaN);
-  const mc = (s: Sample) => MiB(s.rssAnon);
-  const hPrev = steady.filter((s) => s.t >= prevFrom && s.t < lastFrom);
-  const hLast = steady.filter((s) => s.t >= lastFrom);
-  heapRows.push(
-    `| node${n.index} | ${f1(hu(steady[0]))} | ${f1(mean(hPrev.map(hu)))} | ${f1(mean(hLast.map(hu)))} | ${f1(slopePerHour(steady.map((s) => ({ t: s.t, y: hu(s) }))))} | ${f1(mc(steady[0]))} | ${f1(mean(hPrev.map(mc)))} | ${f1(mean(hLast.map(mc)))} | ${f1(slopePerHour(steady.map((s) => ({ t: s.t, y: mc(s) }))))} |`,
-  );
+function f1(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(1) : "—";
 }
-const heights = samples.filter((s) => s.t >= steadyStart).map((s) => s.height);
-console.log(`
-soak: ${NODES} nodes, burst ${BURST_MIN} min (block_interval 0), steady ${((end - steadyStart) / 60).toFixed(1)} min (block_interval 1 s), faults ${FAULTS}
-chain height ${Math.min(...heights)} at the steady start → ${Math.max(...heights)} at the end; unexpected exits ${crashes.length}; forks ${forks.length}
+function pct(a: number, b: number): string {
+  return Number.isFinite(a) && Number.isFinite(b) ? `${((b / a - 1) * 100).toFixed(1)}%` : "—";
+}
+function MiB(b: number): number {
+  return b / (1 << 20);
+}
+
+/** The samples of a CSV written by this script. */
+function readCsv(file: string): Sample[] {
+  const [head, ...lines] = readFileSync(file, "utf8").trim().split("\n");
+  const cols = head.split(",");
+  return lines.map((line) => {
+    const v = Object.fromEntries(line.split(",").map((x, k) => [cols[k], x]));
+    const n = (k: string) => Number(v[k]);
+    return {
+      t: n("t_s"),
+      phase: v.phase as Sample["phase"],
+      node: n("node"),
+      pid: n("pid"),
+      restarts: n("restarts"),
+      height: n("height"),
+      rss: n("rss_bytes"),
+      rssAnon: n("rss_anon_bytes"),
+      rssFile: n("rss_file_bytes"),
+      fds: n("fds"),
+      data: n("data_dir_bytes"),
+      inside: Object.fromEntries(AREAS.map((a) => [a, v[a] === "" ? undefined : Number(v[a])])) as Sample["inside"],
+    };
+  });
+}
+
+/** The summary table of a run: per node, RSS and where it is, over the whole run and its last two 20-minute windows. */
+function summarize(samples: Sample[], steadyStart: number, header: string, file: string): void {
+  const end = Math.max(...samples.map((s) => s.t));
+  const WINDOW = 20 * 60;
+  const lastFrom = end - WINDOW;
+  const prevFrom = end - 2 * WINDOW;
+  const rows: string[] = [];
+  const heapRows: string[] = [];
+  for (const node of [...new Set(samples.map((s) => s.node))].sort()) {
+    const all = samples.filter((s) => s.node === node);
+    const steady = all.filter((s) => s.t >= steadyStart);
+    if (all.length === 0) continue;
+    const rss = all.map((s) => MiB(s.rss));
+    const prev = steady.filter((s) => s.t >= prevFrom && s.t < lastFrom).map((s) => MiB(s.rss));
+    const last = steady.filter((s) => s.t >= lastFrom).map((s) => MiB(s.rss));
+    const slope = slopePerHour(steady.map((s) => ({ t: s.t, y: MiB(s.rss) })));
+    const fds = all.map((s) => s.fds);
+    const data = all.map((s) => MiB(s.data));
+    rows.push(
+      `| node${node} | ${f1(rss[0])} | ${f1(MiB(steady[0]?.rss ?? NaN))} | ${f1(Math.min(...rss))} | ${f1(Math.max(...rss))} | ${f1(mean(prev))} | ${f1(mean(last))} | ${pct(mean(prev), mean(last))} | ${f1(slope)} | ${Math.min(...fds)}–${Math.max(...fds)} | ${f1(Math.min(...data))}–${f1(Math.max(...data))} | ${all.at(-1)!.restarts} |`,
+    );
+    const hu = (s: Sample) => MiB(s.inside.heap_used ?? NaN);
+    const mc = (s: Sample) => MiB(s.rssAnon);
+    const hPrev = steady.filter((s) => s.t >= prevFrom && s.t < lastFrom);
+    const hLast = steady.filter((s) => s.t >= lastFrom);
+    heapRows.push(
+      `| node${node} | ${f1(hu(steady[0]))} | ${f1(mean(hPrev.map(hu)))} | ${f1(mean(hLast.map(hu)))} | ${f1(slopePerHour(steady.map((s) => ({ t: s.t, y: hu(s) }))))} | ${f1(mc(steady[0]))} | ${f1(mean(hPrev.map(mc)))} | ${f1(mean(hLast.map(mc)))} | ${f1(slopePerHour(steady.map((s) => ({ t: s.t, y: mc(s) }))))} |`,
+    );
+  }
+  const heights = samples.filter((s) => s.t >= steadyStart).map((s) => s.height);
+  console.log(`
+${header}
+chain height ${Math.min(...heights)} at the steady start → ${Math.max(...heights)} at the end
 windows: previous = [${((prevFrom - steadyStart) / 60).toFixed(0)}, ${((lastFrom - steadyStart) / 60).toFixed(0)}) min of the steady phase, last = the final 20 min
 
 RSS (MiB)
@@ -323,5 +370,5 @@ where it is (MiB): the JS heap from the node's consensus_memory_bytes, anonymous
 |---|---|---|---|---|---|---|---|---|
 ${heapRows.join("\n")}
 
-samples: ${OUT}`);
-if (crashes.length > 0 || forks.length > 0) process.exit(1);
+samples: ${file}`);
+}
