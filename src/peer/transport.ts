@@ -121,7 +121,8 @@ export class PeerTransport {
   readonly #untrusted: KeyedBuckets<bigint>;
   readonly #untrustedTotal: TokenBucket;
   readonly #answers: KeyedBuckets<bigint>;
-  #queue: Outgoing[] = [];
+  /** Calls waiting from #head on; slots before #head are emptied as they are taken. */
+  #queue: (Outgoing | undefined)[] = [];
   #head = 0;
   #inFlight = 0;
   #idleWaiters: Array<() => void> = [];
@@ -325,8 +326,14 @@ export class PeerTransport {
 
   #pump(): void {
     while (this.#inFlight < this.#maxInFlight && this.#head < this.#queue.length) {
-      const item = this.#queue[this.#head++]!;
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      const item = this.#queue[this.#head]!;
+      // Let go of the message once it is taken: a sent message must not stay reachable from here
+      // (each holds its Raft payload, up to max_message_bytes).
+      this.#queue[this.#head++] = undefined;
+      if (this.#head === this.#queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
         this.#queue = this.#queue.slice(this.#head);
         this.#head = 0;
       }
