@@ -6,7 +6,7 @@
 //
 //   bun run bench/soak.ts [--nodes 3] [--burst-minutes 5] [--minutes 60] [--sample-seconds 10]
 //                         [--faults none|net|all] [--fault-every 120] [--out soak.csv]
-//                         [--heap-snapshots DIR]
+//                         [--heap-snapshots DIR] [--keep] [--summarize FILE]
 //
 // --faults net: every --fault-every seconds of the steady phase, in turn, the leader is cut off for
 //   15 s, or every link loses 20% and reorders (delay 0-50 ms) for 30 s. No process restarts, so
@@ -16,8 +16,9 @@
 // --heap-snapshots DIR: SIGUSR2 to every node at the start and at the end of the steady phase;
 //   each writes a heap snapshot and logs its most common object types (bench/heap-diff.ts compares
 //   two of them).
+// --keep: keep the work dir (configs, node logs, raft data); removed at the end otherwise.
 // --summarize FILE: print the summary of an earlier run's CSV, run nothing.
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DevChain } from "../src/devchain/chain.ts";
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     out: { type: "string" },
     "heap-snapshots": { type: "string" },
     summarize: { type: "string" },
+    keep: { type: "boolean", default: false },
   },
 });
 const NODES = Number(args.nodes);
@@ -264,6 +266,8 @@ await sampler;
 const crashes = chain.exits.filter((x) => x.unexpected);
 const forks = chain.forkCheck();
 await chain.close();
+if (!args.keep) rmSync(work, { recursive: true, force: true });
+else say(`kept the work dir ${work} (configs, node logs, raft data)`);
 
 async function sleepUnless(ms: number): Promise<void> {
   const end = performance.now() + ms;
