@@ -219,6 +219,7 @@ export class ChainSim implements ProcessHost {
           log: (o: LogObject) => {
             const text = () => `${o.tag ? `${name}/${o.tag}` : name} ${o.type}: ${formatFields(o.args)}`;
             trace.add(text);
+            if (typeof o.args[0] === "string") trace.fold(strHash(o.args[0]));
             if (verbose) verbose(`#${trace.step} t=${trace.time} ${text()}`);
           },
         },
