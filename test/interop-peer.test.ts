@@ -112,6 +112,31 @@ describe("service: registration and probing", () => {
   });
 });
 
+describe("service: a network service that restarts", () => {
+  test("forgetting its registrations, it is registered with again as soon as it answers after failed calls", async () => {
+    const network = new FakeNetwork();
+    await network.start();
+    const port = network.port;
+    const { client, cap } = await runningService(network, port);
+    await waitUntil(() => network.broadcasts.length === 1, "the start-up probe after registration");
+    expect(network.registrations).toHaveLength(1);
+
+    network.stop();
+    // A peer's probe makes us answer through the network, which now fails.
+    const r = await client.callPath(PROCESS, withOrigin(RUST_PROBE, 77n));
+    expect(r.error).toBeNull();
+    await waitUntil(() => cap.has("network service call failed"), "a failed send");
+
+    const restarted = new FakeNetwork(); // a fresh process: no registration remembered
+    cleanups.push(() => restarted.stop());
+    await restarted.start(port);
+    await client.callPath(PROCESS, withOrigin(RUST_PROBE, 78n)); // another origin: no answer limit in the way
+    await waitUntil(() => restarted.sent.some((m) => m.type === "probe-resp"), "an answer through the restarted network");
+    await waitUntil(() => restarted.registrations.length === 1, "a new registration", 10_000);
+    expect(cap.has("network service reachable again")).toBe(true);
+  }, 20_000);
+});
+
 describe("service: inbound peer messages", () => {
   test("a probe from a Rust peer (seed bytes) is answered by SendMsg probe-resp to its origin", async () => {
     const network = new FakeNetwork();

@@ -172,6 +172,10 @@ describe("the view", () => {
       lastIndex: 10,
       height: 4n,
       committerBacklog: 0,
+      blockIntervalSeconds: 1,
+      voters: 3,
+      leaderlessSeconds: 0,
+      lastBlockAgeSeconds: 0.4,
     }));
     expect(parseNodeMetrics(await metrics.text())).toEqual({ term: 7, role: 2, leaderHex: "0x52637c58fd4bfda4" });
     const idle = new ConsensusMetrics([1], () => undefined);

@@ -12,6 +12,18 @@ export interface ParsedFlags {
   normalized: string[];
 }
 
+const REPEATABLE = new WeakSet<ArgDef>();
+
+/** Marks a string flag that may be given more than once (citty gets every occurrence). */
+export function repeatable<T extends ArgDef>(def: T): T {
+  REPEATABLE.add(def);
+  return def;
+}
+
+export function isRepeatable(def: ArgDef): boolean {
+  return REPEATABLE.has(def);
+}
+
 export function aliases(def: ArgDef): string[] {
   return "alias" in def && def.alias !== undefined ? [def.alias].flat() : [];
 }
@@ -50,7 +62,7 @@ export function parseFlags(command: string, tokens: readonly string[], defs: Arg
     if (!spec) throw usage(`unexpected argument '${token}'`);
 
     const flag = `--${spec.name}`;
-    if (seen.has(spec.name)) throw usage(`'${flag}' cannot be used more than once`);
+    if (seen.has(spec.name) && !REPEATABLE.has(spec.def)) throw usage(`'${flag}' cannot be used more than once`);
     seen.add(spec.name);
 
     if (spec.def.type === "boolean") {

@@ -22,21 +22,21 @@ export interface Target {
 }
 
 /** Parses `host:port` or `[v6]:port`; throws a UsageError naming what is wrong. */
-export function parseAddr(addr: string): Target {
+export function parseAddr(addr: string, command = COMMAND): Target {
   // No IPv6 zone ids ([fe80::1%eth0]): URLs cannot carry them unescaped, and loopback needs none.
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]/%]+)):(\d{1,5})$/.exec(addr);
-  if (!m) throw new UsageError(`--addr '${addr}' is not host:port or [ipv6]:port`, COMMAND);
+  if (!m) throw new UsageError(`--addr '${addr}' is not host:port or [ipv6]:port`, command);
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) throw new UsageError(`--addr '${addr}': port must be 1..65535`, COMMAND);
+  if (port < 1 || port > 65535) throw new UsageError(`--addr '${addr}': port must be 1..65535`, command);
   const v6 = m[1];
   const host = v6 ?? m[2];
   return { host, port, url: `http://${v6 !== undefined ? `[${v6}]` : host}:${port}` };
 }
 
-export function parseTimeout(text: string): number {
+export function parseTimeout(text: string, command = COMMAND): number {
   const ms = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!(ms >= 1 && ms <= 2 ** 31 - 1)) {
-    throw new UsageError(`--timeout '${text}' is not a whole number of milliseconds in 1..2147483647`, COMMAND);
+    throw new UsageError(`--timeout '${text}' is not a whole number of milliseconds in 1..2147483647`, command);
   }
   return ms;
 }

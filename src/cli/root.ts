@@ -13,6 +13,7 @@ export const root = defineCommand({
   subCommands: {
     run: () => import("./run.ts").then((m) => m.default),
     health: () => import("./health.ts").then((m) => m.default),
+    status: () => import("./status.ts").then((m) => m.default),
     demo: () => import("./demo.ts").then((m) => m.default),
   },
 });

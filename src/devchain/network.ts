@@ -202,6 +202,8 @@ export class NetworkFabric {
     failed: 0,
   };
   private inFlightCount = 0;
+  /** A test's message filter: what it returns true for is lost (counted as loss), e.g. one Raft message type. */
+  dropWhen: ((msg: NetworkMsg, from: number, to: number) => boolean) | undefined;
 
   constructor(opts: NetworkOptions = {}) {
     this.rng = opts.rng ?? seededRng(opts.seed ?? 1);
@@ -317,6 +319,7 @@ export class NetworkFabric {
     if (!this.canReach(from.index, to.index)) return this.drop(msg.type, "partition");
     const fault = this.linkFault(from.index, to.index);
     if (fault.loss && this.rng() < fault.loss) return this.drop(msg.type, "loss");
+    if (this.dropWhen?.(msg, from.index, to.index)) return this.drop(msg.type, "loss");
     let copies = 1;
     if (fault.duplicate && this.rng() < fault.duplicate) {
       copies = 2;

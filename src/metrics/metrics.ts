@@ -2,7 +2,9 @@
 // milliseconds, buckets from `metrics_buckets`) plus the consensus state the Rust service never
 // exported (term, role, leader, commit/applied index, height, proposals, elections, transfers,
 // commit latency). A private registry: no default Node/Bun collectors (on Bun some of them block
-// the event loop on every scrape, stack-notes §9).
+// the event loop on every scrape). Names follow Prometheus conventions (`promtool check metrics`
+// is clean) except the seed's `<client-name>_to_<Method>` histograms, kept as the Rust service
+// named them for existing dashboards.
 import type { Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -18,6 +20,13 @@ export interface ConsensusStateSource {
     lastIndex: number;
     height: bigint;
     committerBacklog: number;
+    blockIntervalSeconds: number;
+    /** Voters of the Raft configuration (its incoming half during a joint one). */
+    voters: number;
+    /** How long this node has known no leader (0 while it knows one), seconds. */
+    leaderlessSeconds: number;
+    /** Since this node last committed a block (or since its Raft peer started), seconds. */
+    lastBlockAgeSeconds: number;
   } | undefined;
 }
 
@@ -43,6 +52,9 @@ export class ConsensusMetrics {
   readonly peerMsgsDropped: Counter<"reason">;
   readonly mailbookChanges: Counter<"result">;
   readonly grpcRefused: Counter<"reason">;
+  /** Configured minimum election timeout (election_tick × tick_interval_in_millis), seconds. */
+  readonly electionTimeout: Gauge;
+  private servingNow: () => boolean = () => false;
   private readonly queues = new Map<string, QueueGauge>();
 
   constructor(
@@ -71,6 +83,28 @@ export class ConsensusMetrics {
     gauge("consensus_last_index", "last index of the Raft log", (s) => s.lastIndex);
     gauge("consensus_block_height", "chain height of the applied configuration", (s) => Number(s.height));
     gauge("consensus_commit_backlog", "committed entries waiting for the controller", (s) => s.committerBacklog);
+    gauge("consensus_voters", "voters in the Raft configuration (the incoming half of a joint one)", (s) => s.voters);
+    gauge("consensus_block_interval_seconds", "block interval of the applied chain configuration", (s) => s.blockIntervalSeconds);
+    gauge("consensus_leaderless_seconds", "how long this node has known no Raft leader (0 while it knows one)", (s) => s.leaderlessSeconds);
+    gauge(
+      "consensus_last_block_age_seconds",
+      "time since this node last committed a block to its controller (since its Raft peer started if none yet)",
+      (s) => s.lastBlockAgeSeconds,
+    );
+    const serving = () => this.servingNow();
+    new Gauge({
+      name: "consensus_serving",
+      help: "1 while the gRPC health check answers SERVING",
+      registers: r,
+      collect() {
+        this.set(serving() ? 1 : 0);
+      },
+    });
+    this.electionTimeout = new Gauge({
+      name: "consensus_election_timeout_seconds",
+      help: "configured election timeout (election_tick x tick_interval_in_millis); Raft randomises it up to twice this",
+      registers: r,
+    });
     new Gauge({
       name: "consensus_leader",
       help: "the current leader's Raft id (hex) as a label, value 1",
@@ -93,9 +127,9 @@ export class ConsensusMetrics {
       registers: r,
     });
     this.commitLatency = new Histogram({
-      name: "consensus_commit_latency_ms",
-      help: "from a committed Raft entry to the controller's CommitBlock success, milliseconds",
-      buckets: [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+      name: "consensus_commit_latency_seconds",
+      help: "from a committed Raft entry to the controller's CommitBlock success",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     });
     this.peerMsgsDropped = new Counter({
@@ -135,6 +169,11 @@ export class ConsensusMetrics {
         for (const [queue, q] of queues) this.set({ queue }, q.capacity);
       },
     });
+  }
+
+  /** What consensus_serving reads at scrape time. */
+  serving(read: () => boolean): void {
+    this.servingNow = read;
   }
 
   /** Registers a bounded queue or cache; its depth is read at scrape time. */

@@ -2,6 +2,11 @@
 // to the local controller (CheckProposal, then CommitBlock with the empty Raft proof), retried
 // with backoff until the controller accepts them or reports the height done; conf changes are
 // applied to Raft. It runs beside the Raft loop: ticks and heartbeats never wait for it.
+//
+// A controller without a WAL (controller_hsm since v6.7.0) can come back from a power loss below
+// the height consensus applied. Whenever the controller shows such a height T (start-up, a
+// Reconfigure, a GetProposal for T+1, a ping), the blocks of (T, R] that are still in the Raft log
+// are committed again, first and in order, with the very bytes Raft committed.
 import { create } from "@bufbuild/protobuf";
 import type { ConsolaInstance } from "consola";
 import { type Proposal, ProposalWithProofSchema } from "../../gen/common_pb.ts";
@@ -10,8 +15,11 @@ import { CodecError, decodeConfChangeV2 } from "../raft/codec.ts";
 import type { ConfChangeV2, Entry } from "../raft/types.ts";
 import { EntryType } from "../raft/types.ts";
 import type { ControllerClient } from "./controller.ts";
-import { type ChainConfig, tryDecodeProposal } from "./chain-config.ts";
+import { LogLimiter } from "../peer/rate.ts";
+import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
 import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
@@ -24,8 +32,16 @@ export interface CommitterHost {
   applied(index: number, config?: ChainConfig): void;
   /** Applies a committed conf change to Raft and records it as applied at `index`. */
   appliedConfChange(index: number, cc: ConfChangeV2 | undefined): void;
-  /** Committed entries [lo, hi) read back from storage (the queue holds only a bounded window). */
+  /** Entries [lo, hi) read back from storage (committed ones waiting, or applied ones to recommit). */
   readEntries(lo: number, hi: number): Entry[];
+  /** The first index still in the log and the applied index: the applied entries a recommit can use. */
+  appliedRange(): { first: number; applied: number };
+  /** An applied entry kept beside the log (the Rust service's last entry, imported), if any. */
+  keptEntry?(): Entry | undefined;
+  /** A block the controller had lost was committed again. */
+  blockRecommitted?(height: bigint): void;
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
+  readonly timeline?: BlockTimeline;
   /** A block was committed by the controller (for metrics and the proposer). */
   blockCommitted(height: bigint, waitedMs: number): void;
   /** Applying failed in a way that cannot be retried (storage): the node must stop. */
@@ -35,6 +51,7 @@ export interface CommitterHost {
 /** Deadlines of controller calls. CommitBlock executes the block, so it gets longer. */
 export const CHECK_TIMEOUT_MS = 10_000;
 export const COMMIT_TIMEOUT_MS = 30_000;
+export const PING_TIMEOUT_MS = 5_000;
 /**
  * Committed entries held in memory for the controller at most. While the controller is slow or
  * down, the rest stays in storage (where Raft keeps it until applied) and is read back in order.
@@ -53,6 +70,11 @@ export class Committer {
   /** Highest committed index handed to the committer (entries above lastQueued wait in storage). */
   private highestCommitted: number;
   private failing = false;
+  /** Blocks to commit again before anything else, lowest height first. */
+  private recommits: Proposal[] = [];
+  /** The controller height the pending recommits start from. */
+  private recommitFrom: bigint | undefined;
+  private readonly limitedLog: LogLimiter;
 
   constructor(
     private readonly host: CommitterHost,
@@ -60,6 +82,65 @@ export class Committer {
   ) {
     this.lastQueued = lastApplied;
     this.highestCommitted = lastApplied;
+    this.limitedLog = new LogLimiter(host.log, () => host.clock.now());
+  }
+
+  /** Blocks the controller lost are being committed again: no new proposal until they are. */
+  get recommitting(): boolean {
+    return this.recommits.length > 0;
+  }
+
+  /**
+   * The controller is at `height`. Below the applied height, the retained blocks above it are
+   * committed again (in order, before anything else); blocks no longer in the log are left to the
+   * controller's block sync, said once.
+   */
+  controllerAt(height: bigint, source: string): void {
+    if (this.stopped || this.host.testBugs?.has("no-recommit")) return;
+    const applied = this.host.chainConfig().height;
+    if (height >= applied) return;
+    // Already recommitting from there or below: the controller moves up as the recommits land.
+    if (this.recommitFrom !== undefined && this.recommits.length > 0 && height >= this.recommitFrom) return;
+    const blocks = this.retainedBlocks(height, applied);
+    const { log } = this.host;
+    const lowest = blocks[0]?.height;
+    if (lowest === undefined || lowest > height + 1n) {
+      log.warn("controller lost blocks that are no longer in the raft log; its block sync must fetch them from peers", {
+        controller_height: height,
+        applied_height: applied,
+        missing_from: height + 1n,
+        missing_to: lowest === undefined ? applied : lowest - 1n,
+        source,
+      });
+    }
+    if (blocks.length === 0) return;
+    log.warn("controller is behind the applied height; committing its lost blocks again", {
+      controller_height: height,
+      applied_height: applied,
+      blocks: blocks.length,
+      source,
+    });
+    this.recommits = blocks;
+    this.recommitFrom = height;
+    // A block in flight waits: it cannot land before the lost ones.
+    this.interrupt(new Error("recommitting lost blocks first"));
+    void this.run();
+  }
+
+  /** Applied proposals with heights in (above, upTo], the first committed one per height, in height order. */
+  private retainedBlocks(above: bigint, upTo: bigint): Proposal[] {
+    const byHeight = new Map<bigint, Proposal>();
+    const consider = (e: Entry) => {
+      if (e.entryType !== EntryType.EntryNormal || e.data.length === 0) return;
+      const p = tryDecodeProposal(e.data);
+      if (p === undefined || p.height <= above || p.height > upTo || byHeight.has(p.height)) return;
+      byHeight.set(p.height, p);
+    };
+    const kept = this.host.keptEntry?.();
+    if (kept !== undefined) consider(kept);
+    const { first, applied } = this.host.appliedRange();
+    if (first <= applied) for (const e of this.host.readEntries(first, applied + 1)) consider(e);
+    return [...byHeight.values()].sort((a, b) => (a.height < b.height ? -1 : 1));
   }
 
   /** Number of committed entries waiting for the controller (in memory or still in storage). */
@@ -86,12 +167,10 @@ export class Committer {
 
   /** A snapshot at `index` replaced the state: forget entries it covers, cancel work on them. */
   resetTo(index: number): void {
-    this.epoch++;
     this.queue = this.queue.filter((e) => e.index > index);
     if (index > this.lastQueued) this.lastQueued = index;
     if (index > this.highestCommitted) this.highestCommitted = index;
-    this.abort.abort(new Error("superseded by a snapshot"));
-    this.abort = new AbortController();
+    this.interrupt(new Error("superseded by a snapshot"));
     this.refill();
     if (this.queue.length > 0) void this.run();
   }
@@ -111,12 +190,33 @@ export class Committer {
     this.abort.abort(new Error("stopping"));
   }
 
+  /** Voids the controller call in flight; the loop then takes the next piece of work. */
+  private interrupt(reason: Error): void {
+    this.epoch++;
+    this.abort.abort(reason);
+    this.abort = new AbortController();
+  }
+
   private async run(): Promise<void> {
     if (this.running) return;
     this.running = true;
     try {
-      while (!this.stopped && this.queue.length > 0) {
+      while (!this.stopped && (this.recommits.length > 0 || this.queue.length > 0)) {
         const epoch = this.epoch;
+        if (this.recommits.length > 0) {
+          const p = this.recommits[0];
+          try {
+            await this.commitBlock(p, this.abort.signal);
+          } catch (err) {
+            if (this.stopped || this.epoch !== epoch) continue;
+            throw err;
+          }
+          if (this.epoch !== epoch || this.recommits[0] !== p) continue;
+          this.recommits.shift();
+          this.host.log.info("recommit entry succeed", { height: p.height });
+          this.host.blockRecommitted?.(p.height);
+          continue;
+        }
         const e = this.queue[0];
         try {
           await this.applyOne(e, epoch);
@@ -163,6 +263,7 @@ export class Committer {
         const next = config.height < p.height ? { ...config, height: p.height } : config;
         this.host.applied(e.index, next);
         this.host.blockCommitted(p.height, this.host.clock.now() - started);
+        this.host.timeline?.done(p.height);
         return;
       }
       case EntryType.EntryConfChangeV2: {
@@ -183,6 +284,19 @@ export class Committer {
     }
   }
 
+  /** CommitBlock(u64::MAX): the controller answers its height. */
+  private async askHeight(signal: AbortSignal): Promise<void> {
+    try {
+      const r = await this.host.controller.commitBlock(create(ProposalWithProofSchema, { proposal: { height: PING_HEIGHT }, proof: new Uint8Array(0) }), {
+        timeoutMs: PING_TIMEOUT_MS,
+        signal,
+      });
+      if (r.status?.code === StatusCodeEnum.Success && r.config) this.controllerAt(r.config.height, "ping");
+    } catch {
+      // The retry loop tries again.
+    }
+  }
+
   /** CheckProposal + CommitBlock until the controller accepts the block or has it already. */
   private async commitBlock(p: Proposal, signal: AbortSignal): Promise<ChainConfig> {
     const { controller, log } = this.host;
@@ -191,15 +305,19 @@ export class Committer {
       let problem: Record<string, unknown>;
       try {
         log.info("checking proposal..", { height: p.height });
+        this.host.timeline?.at(p.height, "check_sent");
         const check = await controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal });
+        this.host.timeline?.at(p.height, "check_answered");
         // ProposalTooLow: the controller already has this height (it synced it); CommitBlock then
         // answers success at once with its configuration.
         if (check.code === StatusCodeEnum.Success || check.code === StatusCodeEnum.ProposalTooLow) {
           log.info("committing proposal..", { height: p.height });
+          this.host.timeline?.at(p.height, "commit_sent");
           const r = await controller.commitBlock(create(ProposalWithProofSchema, { proposal: p, proof: new Uint8Array(0) }), {
             timeoutMs: COMMIT_TIMEOUT_MS,
             signal,
           });
+          this.host.timeline?.at(p.height, "commit_answered");
           const code = r.status?.code ?? StatusCodeEnum.NoneStatusCode;
           if (code === StatusCodeEnum.Success && r.config) {
             if (this.failing) log.info("controller accepts blocks again", { height: p.height, attempts: attempt });
@@ -210,6 +328,9 @@ export class Committer {
           problem = { call: "CommitBlock", code, status: StatusCodeEnum[code] };
         } else {
           problem = { call: "CheckProposal", code: check.code, status: StatusCodeEnum[check.code] };
+          // Too high for the next block: the controller is below the applied height (it lost
+          // blocks). Ask it where it is; the lost blocks then go first.
+          if (check.code === StatusCodeEnum.ProposalTooHigh && p.height === this.host.chainConfig().height + 1n) await this.askHeight(signal);
         }
       } catch (err) {
         if (signal.aborted) throw signal.reason;

@@ -10,12 +10,14 @@ import type { InboundEnvelope } from "../peer/envelope.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
 import { type NetworkOutlet, PeerTransport, type TransportEvents } from "../peer/transport.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
 import type { ChainConfig } from "./chain-config.ts";
 import type { ControllerClient } from "./controller.ts";
 import { type Clock, type Random, sleep } from "./ports.ts";
 import { type PeerEvents, RaftPeer } from "./raft-peer.ts";
 import { NetworkRegistration, type RegistrationTarget } from "./registration.ts";
 import { Supervisor } from "./supervisor.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 /** How long queued peer messages may take to go out when stopping. */
 export const DRAIN_MS = 300;
@@ -36,6 +38,10 @@ export interface NodeDeps {
   readonly raftWithoutPeer?: () => void;
   /** The node cannot go on (a storage failure): the caller stops it. */
   readonly fatal: (err: unknown) => void;
+  /** Records each block's steps (see block-timeline.ts); off when absent. */
+  readonly timeline?: BlockTimeline;
+  /** Test-only: known defects re-injected (see test-bugs.ts). */
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
 }
 
 export class ConsensusNode {
@@ -81,9 +87,23 @@ export class ConsensusNode {
       storage,
       controller,
       clock,
+      fatal: deps.fatal,
       makePeer: (trigger) =>
         new RaftPeer(
-          { cfg, selfId: this.selfId, log: raftLog, storage, outlet: this.transport, controller, clock, random, events: deps.peerEvents, fatal: deps.fatal },
+          {
+            cfg,
+            selfId: this.selfId,
+            log: raftLog,
+            storage,
+            outlet: this.transport,
+            controller,
+            clock,
+            random,
+            events: deps.peerEvents,
+            fatal: deps.fatal,
+            testBugs: deps.testBugs,
+            timeline: deps.timeline,
+          },
           trigger,
         ),
     });

@@ -1,12 +1,17 @@
 // The leader's block source: it asks its controller for the next proposal, paced by the block
 // interval (0: as soon as the previous block is applied), proposes it to Raft when its height is
-// the next one, and hands leadership to an up-to-date validator when no valid proposal arrives
-// for 4 block intervals (for example while its controller is syncing).
+// the next one, and hands leadership to an up-to-date validator when it has proposed nothing for
+// 4 block intervals, whatever the reason (its controller syncing or failing, a membership change
+// that does not settle, its own blocks not getting applied): a leader that cannot propose must not
+// keep the others from electing one that can. The hand-over is tried again every such period.
 import type { ConsolaInstance } from "consola";
 import type { Proposal } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import type { ControllerClient } from "./controller.ts";
+import { LogLimiter } from "../peer/rate.ts";
 import type { ChainConfig } from "./chain-config.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface ProposerHost {
   readonly log: ConsolaInstance;
@@ -18,12 +23,18 @@ export interface ProposerHost {
   propose(p: Proposal): boolean;
   /** Hands leadership to an up-to-date validator other than this node; false if there is none. */
   transferLeadership(reason: string): boolean;
+  /** The controller showed its height (a proposal for the height after it). */
+  controllerAt(height: bigint): void;
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
+  readonly timeline?: BlockTimeline;
   now(): number;
 }
 
 export const GET_PROPOSAL_TIMEOUT_MS = 10_000;
 /** The stall window never drops below this, so block_interval = 0 does not mean "transfer at once". */
 export const MIN_STALL_MS = 3_000;
+/** After a failed or unusable GetProposal, the next one waits at least this long (block_interval 0 would spin). */
+export const RETRY_AFTER_FAILURE_MS = 100;
 
 export class Proposer {
   private active = false;
@@ -31,11 +42,14 @@ export class Proposer {
   /** Height of the block proposed to Raft and not yet applied. */
   private pendingHeight: bigint | undefined;
   private nextFetchAt = 0;
-  /** When the leader started waiting for a valid proposal. */
+  /** Since when this leader has made no progress (no proposal accepted by Raft, no block applied). */
   private stallSince: number | undefined;
   private failing = false;
+  private readonly limitedLog: LogLimiter;
 
-  constructor(private readonly host: ProposerHost) {}
+  constructor(private readonly host: ProposerHost) {
+    this.limitedLog = new LogLimiter(host.log, () => host.now());
+  }
 
   get isActive(): boolean {
     return this.active;
@@ -46,7 +60,7 @@ export class Proposer {
     this.active = true;
     this.pendingHeight = undefined;
     this.nextFetchAt = this.host.now();
-    this.stallSince = undefined;
+    this.stallSince = this.host.now();
     this.poll();
   }
 
@@ -63,6 +77,7 @@ export class Proposer {
   blockApplied(height: bigint): void {
     if (this.pendingHeight !== undefined && height >= this.pendingHeight) {
       this.pendingHeight = undefined;
+      if (this.active) this.stallSince = this.host.now();
       if (this.host.chainConfig().blockInterval === 0) this.nextFetchAt = this.host.now();
       this.poll();
     }
@@ -78,9 +93,17 @@ export class Proposer {
     if (this.fetching === undefined && this.pendingHeight === undefined && now >= this.nextFetchAt && this.host.canPropose()) {
       void this.fetch();
     }
+    // The old rule: the stall clock ran only while fetching, so a leader that could not propose never handed over.
+    const oldRule = this.host.testBugs?.has("no-handover-retry") ?? false;
+    if (oldRule && !this.host.canPropose()) this.stallSince = undefined;
     if (this.stallSince !== undefined && now - this.stallSince > this.stallLimitMs()) {
-      this.host.log.warn("no valid proposal for too long, transferring leadership", { waited_ms: Math.round(now - this.stallSince) });
-      this.stallSince = undefined;
+      this.host.log.warn("no block proposed for too long, transferring leadership", {
+        waited_ms: Math.round(now - this.stallSince),
+        can_propose: this.host.canPropose(),
+        pending_height: this.pendingHeight,
+      });
+      // Tried again after another stall period if this one does not take.
+      this.stallSince = oldRule ? undefined : now;
       this.host.transferLeadership("stalled proposals");
     }
   }
@@ -93,7 +116,7 @@ export class Proposer {
     const { log, controller } = this.host;
     const abort = new AbortController();
     this.fetching = abort;
-    this.stallSince ??= this.host.now();
+    if (this.host.testBugs?.has("no-handover-retry")) this.stallSince ??= this.host.now();
     log.debug("fetching proposal..");
     let proposal: Proposal | undefined;
     try {
@@ -107,20 +130,27 @@ export class Proposer {
     }
     if (this.fetching !== abort) return; // stopped or restarted meanwhile
     this.fetching = undefined;
-    this.nextFetchAt = this.host.now() + this.host.chainConfig().blockInterval * 1000;
+    const interval = this.host.chainConfig().blockInterval * 1000;
+    this.nextFetchAt = this.host.now() + (proposal === undefined ? Math.max(interval, RETRY_AFTER_FAILURE_MS) : interval);
     if (proposal === undefined || !this.active) return;
     if (this.failing) log.info("controller gives proposals again");
     this.failing = false;
     const expected = this.host.chainConfig().height + 1n;
     if (proposal.height !== expected) {
-      log.warn("receive a proposal with invalid height, drop it", { proposal_height: proposal.height, expect_height: expected });
+      this.limitedLog.warn("receive a proposal with invalid height, drop it", { proposal_height: proposal.height, expect_height: expected });
+      this.nextFetchAt = this.host.now() + Math.max(interval, RETRY_AFTER_FAILURE_MS);
+      // Lower: the controller lost blocks we applied (they go to it again first). Higher: it
+      // synced ahead and its Reconfigure brings the new height.
+      if (proposal.height < expected) this.host.controllerAt(proposal.height - 1n);
       return;
     }
+    this.host.timeline?.at(proposal.height, "proposal_answered");
     log.info("new proposal", { height: proposal.height, bytes: proposal.data.length });
     if (!this.host.canPropose()) return;
     if (this.host.propose(proposal)) {
+      this.host.timeline?.at(proposal.height, "proposed");
       this.pendingHeight = proposal.height;
-      this.stallSince = undefined;
+      this.stallSince = this.host.now();
       log.info("pending proposal proposed", { height: proposal.height });
     }
   }

@@ -13,7 +13,7 @@ import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
 import { RaftError } from "../raft/errors.ts";
 import type { RaftLogger } from "../raft/logger.ts";
 import { StateRole } from "../raft/raft.ts";
-import { RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
+import { type PeerProgress, RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
 import { ProgressState } from "../raft/tracker/progress.ts";
 import { type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/types.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
@@ -27,20 +27,30 @@ import {
   validatorIds,
   validatorIndex,
 } from "./chain-config.ts";
+import { type BlockTimeline, NO_TIMELINE } from "./block-timeline.ts";
 import { Committer } from "./committer.ts";
 import type { ControllerClient } from "./controller.ts";
 import { describeConfChange, nextConfChange, removesNode } from "./membership.ts";
 import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.ts";
 import { Proposer } from "./proposer.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 /** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
 export const BOOTSTRAP_TERM = 5;
-/** Applied entries kept in the log for lagging followers before compaction (older ones get a snapshot). */
+/**
+ * Applied entries kept in the log when it is compacted (every 64 applies, so 200 to 263 are kept).
+ * They serve two needs: a lagging follower catches up from the log instead of a snapshot, and a
+ * controller that lost blocks in a power loss (no WAL: in practice the one block it was finalizing)
+ * gets up to ~200 of them back from this node, byte for byte. Blocks older than that reach it
+ * through its block sync from peers.
+ */
 export const LOG_KEEP_TAIL = 200;
 
 export interface PeerOutlet {
   send(msg: PbMessage): SendOutcome;
+  /** Whether a message to `id` has somewhere to go (its network origin is known). */
+  hasRoute(id: NodeId): boolean;
 }
 
 /** Why an inbound raft message was not stepped (a label of consensus_peer_msgs_dropped_total). */
@@ -70,6 +80,8 @@ export interface PeerEvents {
   inboundDropped?(reason: InboundDropReason): void;
   roleChanged?(role: StateRole, leader: NodeId, term: number): void;
   blockCommitted?(height: bigint, waitedMs: number): void;
+  /** A block its controller had lost was committed again. */
+  blockRecommitted?(height: bigint): void;
   proposed?(height: bigint): void;
   leaderTransfer?(to: NodeId, reason: string): void;
 }
@@ -84,6 +96,9 @@ export interface RaftPeerDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly events?: PeerEvents;
+  readonly testBugs?: ReadonlySet<NodeTestBug>;
+  /** Records each block's steps (off by default). */
+  readonly timeline?: BlockTimeline;
   /** The node cannot continue (storage failure): the service must stop. */
   readonly fatal: (err: unknown) => void;
 }
@@ -96,11 +111,29 @@ export interface PeerStatus {
   applied: number;
   lastIndex: number;
   height: bigint;
+  /** Block interval of the applied chain configuration, seconds. */
+  blockInterval: number;
   voters: NodeId[];
+  /** The outgoing half of a joint configuration (empty otherwise). */
+  votersOutgoing: NodeId[];
+  learners: NodeId[];
+  /** On the leader: every other member's replication progress and how long ago it last spoke to us. */
+  peers?: PeerView[];
   /** Committed entries waiting for the controller (in memory or still in storage). */
   committerBacklog: number;
   /** Of those, entries held in memory (bounded). */
   committerQueued: number;
+  /** How long this node has known no leader (0 while it knows one), ms. */
+  leaderlessMs: number;
+  /** The last block this peer committed to the controller, if any. */
+  lastBlock?: { height: bigint; commitLatencyMs: number; agoMs: number };
+  /** Since this peer started, ms. */
+  runningMs: number;
+}
+
+export interface PeerView extends PeerProgress {
+  /** Since the last Raft message from it that we accepted, ms; undefined if none since this peer started. */
+  heardAgoMs?: number;
 }
 
 function sameValidators(a: ChainConfig, b: ChainConfig): boolean {
@@ -136,8 +169,8 @@ export class RaftPeer {
   private unreachable = new Set<NodeId>();
   private snapshotsSent: NodeId[] = [];
   private roleWaiters: Array<() => void> = [];
-  /** This leader asked a peer to take over before removing itself. */
-  private selfRemovalTransfer = false;
+  /** When a leader that must leave may hand over again (the previous hand-over may have been lost). */
+  private nextRemovalHandOverAt = 0;
   private readonly limitedLog: LogLimiter;
   /** Ticks a freshly bootstrapped node (chain height > 0) waits for a leader before campaigning. */
   private holdOffTicks = 0;
@@ -146,6 +179,16 @@ export class RaftPeer {
   private validatorsOf: ChainConfig | undefined;
   private validatorSet = new Set<NodeId>();
   private readonly inboundWarn: LogLimiter;
+  private readonly timeline: BlockTimeline;
+  private controllerBehindAtStart: bigint | undefined;
+  /** This node is to start the chain's first election (see maybeFirstCampaign). */
+  private firstCampaignPending = false;
+  /** When each member last sent us a message that was stepped (status only). */
+  private readonly heardAt = new Map<NodeId, number>();
+  private readonly startedAt: number;
+  /** Since when no leader is known; undefined while one is. */
+  private leaderlessSince: number | undefined;
+  private lastBlock: { height: bigint; commitLatencyMs: number; at: number } | undefined;
 
   constructor(
     private readonly deps: RaftPeerDeps,
@@ -154,8 +197,10 @@ export class RaftPeer {
     const { storage, cfg, selfId } = deps;
     this.log = deps.log;
     this.now = () => deps.clock.now();
+    this.timeline = deps.timeline ?? NO_TIMELINE;
     this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
+    this.startedAt = this.leaderlessSince = this.now();
     const stored = tryDecodeChainConfig(storage.stateMachine());
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
@@ -190,6 +235,9 @@ export class RaftPeer {
     } else if (position < 0) {
       this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
     }
+    // A controller below the recorded height lost blocks (no WAL): they are committed again once
+    // the peer runs.
+    if (trigger.height < this.config.height) this.controllerBehindAtStart = trigger.height;
     this.adoptConfig(trigger, "start");
 
     this.node = new RawNode(
@@ -220,7 +268,13 @@ export class RaftPeer {
         applied: (index, config) => this.applied(index, config),
         appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
         readEntries: (lo, hi) => storage.entries(lo, hi),
+        appliedRange: () => ({ first: storage.firstIndex(), applied: storage.appliedIndex() }),
+        keptEntry: () => storage.recommitEntry?.(),
+        blockRecommitted: (height) => deps.events?.blockRecommitted?.(height),
+        testBugs: deps.testBugs,
+        timeline: this.timeline,
         blockCommitted: (height, waited) => {
+          this.lastBlock = { height, commitLatencyMs: waited, at: this.now() };
           this.proposer.blockApplied(height);
           deps.events?.blockCommitted?.(height, waited);
         },
@@ -235,17 +289,22 @@ export class RaftPeer {
       canPropose: () => this.canProposeBlock(),
       propose: (p) => this.proposeBlock(p),
       transferLeadership: (reason) => this.transferLeadership(reason),
+      controllerAt: (height) => this.committer.controllerAt(height, "proposal"),
+      testBugs: deps.testBugs,
+      timeline: this.timeline,
       now: this.now,
     });
     this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
-    if (wantsCampaign) {
-      this.log.info("start campaign ...");
-      this.node.campaign();
-    }
+    // A new chain's first validator campaigns once its peers can be reached: their network origins
+    // are learned from their probes, and a campaign sent before that is lost, leaving the chain
+    // without a leader for a whole election timeout (10-20 s with the default timers).
+    this.firstCampaignPending = wantsCampaign;
   }
 
   start(): void {
     this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
+    if (this.controllerBehindAtStart !== undefined) this.committer.controllerAt(this.controllerBehindAtStart, "start");
+    if (this.firstCampaignPending) this.maybeFirstCampaign();
     this.schedule();
   }
 
@@ -267,7 +326,10 @@ export class RaftPeer {
       this.dropInbound("undecodable", pb, e instanceof CodecError ? e.message : String(e));
       return;
     }
+    this.heardAt.set(m.from, this.now());
     try {
+      if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
+      else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_received");
       this.node.step(m);
     } catch (e) {
       if (e instanceof RaftError) this.log.debug("raft message not stepped", { from: m.from, reason: e.kind });
@@ -299,24 +361,38 @@ export class RaftPeer {
   /** A newer configuration from the controller (Reconfigure or ping) while running. */
   offerConfig(c: ChainConfig): void {
     if (this.stopped) return;
-    if (this.adoptConfig(c, "reconfigure")) this.schedule();
+    if (c.height < this.config.height) this.committer.controllerAt(c.height, "reconfigure");
+    else if (this.adoptConfig(c, "reconfigure")) this.schedule();
   }
 
   // ---------------------------------------------------------------- status
 
   status(): PeerStatus {
     const st = this.node.status();
+    const now = this.now();
+    const heard = (id: NodeId) => {
+      const at = this.heardAt.get(id);
+      return at === undefined ? undefined : now - at;
+    };
+    const last = this.lastBlock;
     return {
       term: st.hardState.term,
       role: st.softState.raftState,
       leader: st.softState.leaderId,
       commit: st.hardState.commit,
       applied: this.deps.storage.appliedIndex(),
-      lastIndex: this.node.raft.raftLog.lastIndex(),
+      lastIndex: st.lastIndex,
       height: this.config.height,
+      blockInterval: this.config.blockInterval,
       voters: st.confState.voters,
+      votersOutgoing: st.confState.votersOutgoing,
+      learners: st.confState.learners,
+      peers: st.peers?.map((p) => ({ ...p, heardAgoMs: heard(p.id) })),
       committerBacklog: this.committer.backlog,
       committerQueued: this.committer.queued,
+      leaderlessMs: this.leaderlessSince === undefined ? 0 : now - this.leaderlessSince,
+      lastBlock: last && { height: last.height, commitLatencyMs: last.commitLatencyMs, agoMs: now - last.at },
+      runningMs: now - this.startedAt,
     };
   }
 
@@ -379,6 +455,7 @@ export class RaftPeer {
 
   private onTick(): void {
     if (this.stopped) return;
+    if (this.firstCampaignPending) this.maybeFirstCampaign();
     if (this.holdOffTicks > 0 && this.leader === NONE) {
       // Freshly bootstrapped: the election clock does not run until a leader is heard or the wait ends.
       if (--this.holdOffTicks === 0) this.log.info("no leader heard from since bootstrap; elections may start");
@@ -388,6 +465,26 @@ export class RaftPeer {
     }
     this.proposer.poll();
     this.maybeProposeConfChange();
+    this.schedule();
+  }
+
+  /**
+   * The first campaign of a new chain, once routes reach a quorum of the voters. Given up as soon
+   * as anyone else campaigned or leads (the term moved); if no route ever appears, this node's own
+   * election timeout starts an ordinary election.
+   */
+  private maybeFirstCampaign(): void {
+    const raft = this.node.raft;
+    if (raft.term !== BOOTSTRAP_TERM || this.leader !== NONE || raft.state !== StateRole.Follower) {
+      this.firstCampaignPending = false;
+      return;
+    }
+    const voters = [...raft.prs.conf.voters.ids()];
+    const reachable = voters.filter((id) => id === this.deps.selfId || this.deps.outlet.hasRoute(id)).length;
+    if (reachable < Math.floor(voters.length / 2) + 1) return;
+    this.firstCampaignPending = false;
+    this.log.info("start campaign ...", { voters: voters.length, reachable });
+    this.node.campaign();
     this.schedule();
   }
 
@@ -419,9 +516,15 @@ export class RaftPeer {
     // 1. A leader's messages may leave before its own write (Raft thesis §10.2.1).
     this.sendAll(rd.messages);
     // 2. Persist entries, hard state and snapshot in one transaction.
-    storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     // 3. Votes and append acks only now.
-    this.sendAll(rd.persistedMessages);
+    if (this.deps.testBugs?.has("ack-before-fsync")) {
+      this.sendAll(rd.persistedMessages);
+      storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    } else {
+      storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      this.sendAll(rd.persistedMessages);
+    }
+    if (rd.entries.length > 0) this.timeline.atEntries(rd.entries, "persisted");
     const light = this.node.advanceAppend(rd);
     this.sendAll(light.messages);
     // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
@@ -433,12 +536,16 @@ export class RaftPeer {
     }
     if (rd.softState) this.roleChange(rd.softState.raftState, rd.softState.leaderId);
     // Committed entries go to the commit pipeline (controller calls happen there).
+    this.timeline.atEntries(rd.committedEntries, "committed");
+    this.timeline.atEntries(light.committedEntries, "committed");
     this.committer.enqueue(rd.committedEntries);
     this.committer.enqueue(light.committedEntries);
   }
 
   private sendAll(msgs: Message[]): void {
     for (const m of msgs) {
+      if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_sent");
+      else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_sent");
       const outcome = this.deps.outlet.send(messageToPb(m));
       if (outcome !== "queued") {
         this.unreachable.add(m.to);
@@ -479,11 +586,13 @@ export class RaftPeer {
     const wasLeader = this.role === StateRole.Leader;
     this.role = role;
     this.leader = leader;
+    if (leader === NONE) this.leaderlessSince ??= this.now();
+    else this.leaderlessSince = undefined;
     const term = this.node.raft.term;
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
       this.log.info("became leader", { term });
-      this.selfRemovalTransfer = false;
+      this.nextRemovalHandOverAt = 0;
       this.proposer.start();
       this.maybeProposeConfChange();
     } else if (role !== StateRole.Leader && wasLeader) {
@@ -553,7 +662,7 @@ export class RaftPeer {
 
   private canProposeBlock(): boolean {
     // Blocks wait while membership changes: the validator set of a block must be settled.
-    return this.isLeader() && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
+    return this.isLeader() && !this.committer.recommitting && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
   }
 
   private proposeBlock(p: Proposal): boolean {
@@ -581,8 +690,14 @@ export class RaftPeer {
     const cc = this.wantedConfChange();
     if (cc === undefined) return;
     if (removesNode(cc, this.deps.selfId)) {
-      // A leader never removes itself: an up-to-date validator takes over and removes it.
-      if (!this.selfRemovalTransfer && this.transferLeadership("leader is removed from validators")) this.selfRemovalTransfer = true;
+      // A leader never removes itself: an up-to-date validator takes over and removes it. The
+      // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
+      // election timeout: try again whenever none is under way, at most once per election timeout.
+      if (this.node.raft.leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
+      if (this.deps.testBugs?.has("no-handover-retry") && this.nextRemovalHandOverAt > 0) return;
+      if (this.transferLeadership("leader is removed from validators")) {
+        this.nextRemovalHandOverAt = this.now() + this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
+      }
       return;
     }
     try {

@@ -24,6 +24,8 @@ export interface SupervisorDeps {
   readonly controller: ControllerClient;
   readonly clock: Clock;
   readonly makePeer: (trigger: ChainConfig) => RaftPeer;
+  /** A round failed in a way retrying cannot fix (storage): the node must stop. */
+  readonly fatal: (err: unknown) => void;
   readonly periodMs?: number;
 }
 
@@ -38,6 +40,8 @@ export class Supervisor {
   private again = false;
   private stopped = false;
   private pingFailing = false;
+  /** Aborts the controller call of the round in flight when stopping. */
+  private readonly stopping = new AbortController();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.abortHeight = deps.storage.abortHeight();
@@ -67,6 +71,8 @@ export class Supervisor {
   async stop(handOffMs: number): Promise<void> {
     this.stopped = true;
     this.cancelTimer?.();
+    // A controller that accepts the connection and never answers must not hold the stop.
+    this.stopping.abort(new Error("stopping"));
     await this.running?.catch(() => {});
     // The peer stays reachable while it hands over: the transferee's append acks and the new
     // leader's messages must still get to it.
@@ -80,8 +86,15 @@ export class Supervisor {
       this.again = true;
       return;
     }
+    // A round fails only when it cannot make or stop a peer (the stored configuration cannot be
+    // decoded, a storage write failed): retrying would report SERVING while nothing runs.
     this.running = this.evaluate()
-      .catch((e) => this.deps.log.error("supervisor round failed", { error: e instanceof Error ? e.message : String(e) }))
+      .catch((e) => {
+        if (this.stopped) return;
+        this.stopped = true;
+        this.cancelTimer?.();
+        this.deps.fatal(e);
+      })
       .finally(() => {
         this.running = undefined;
         if (this.again && !this.stopped) {
@@ -139,6 +152,7 @@ export class Supervisor {
     try {
       const r = await controller.commitBlock(create(ProposalWithProofSchema, { proposal: { height: PING_HEIGHT }, proof: new Uint8Array(0) }), {
         timeoutMs: PING_TIMEOUT_MS,
+        signal: this.stopping.signal,
       });
       const code = r.status?.code ?? StatusCodeEnum.NoneStatusCode;
       if (code === StatusCodeEnum.Success && r.config) {
@@ -148,6 +162,7 @@ export class Supervisor {
       }
       this.pingFailed({ code, status: StatusCodeEnum[code] });
     } catch (e) {
+      if (this.stopping.signal.aborted) return undefined;
       this.pingFailed({ error: e instanceof Error ? e.message : String(e) });
     }
     return undefined;

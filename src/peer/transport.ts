@@ -184,6 +184,11 @@ export class PeerTransport {
     return "queued";
   }
 
+  /** Whether a raft message to `id` would go out (its origin is known). */
+  hasRoute(id: bigint): boolean {
+    return this.mailbook.origin(id) !== undefined;
+  }
+
   /** Sets the consumer of inbound raft messages addressed to us (one consumer; replaces any earlier). */
   onRaft(handler: RaftHandler): void {
     this.#raftHandler = handler;

@@ -7,6 +7,19 @@ import type { NodeId } from "./types.ts";
 
 export const NO_LIMIT = Number.MAX_SAFE_INTEGER;
 
+/**
+ * Deliberate bugs the core can be built with, for tests only: the simulator switches one on to
+ * prove that its checks catch it. Never set in production.
+ * - `grantVoteWithoutLogCheck`: grant votes without the candidate's log being up to date.
+ * - `commitPreviousTermByCounting`: commit an entry of an earlier term once a majority holds it.
+ * - `staleRejectResetsMatch`: forget a follower's match on any rejection at the match index whose
+ *   hint is below it, stale or not (in Replicate too).
+ */
+export const RAFT_TEST_BUGS = ["grantVoteWithoutLogCheck", "commitPreviousTermByCounting", "staleRejectResetsMatch"] as const;
+export type RaftTestBug = (typeof RAFT_TEST_BUGS)[number];
+
+const NO_TEST_BUGS: ReadonlySet<RaftTestBug> = new Set();
+
 export interface RaftConfig {
   id: NodeId;
   /** Ticks without leader contact before a follower campaigns (randomized in [min, max)). */
@@ -45,6 +58,8 @@ export interface RaftConfig {
   /** Random source for election timeouts; defaults to a PRNG seeded from the id. */
   random?: RandomSource;
   logger?: RaftLogger;
+  /** Test only: deliberate bugs to build this node with (see RAFT_TEST_BUGS). Never set in production. */
+  testBugs?: ReadonlySet<RaftTestBug>;
 }
 
 export type ResolvedConfig = Required<Omit<RaftConfig, "logger">> & { logger?: RaftLogger };
@@ -72,6 +87,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     disableProposalForwarding: c.disableProposalForwarding ?? false,
     random: c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id))),
     logger: c.logger,
+    testBugs: c.testBugs ?? NO_TEST_BUGS,
   };
   validateConfig(r);
   return r;

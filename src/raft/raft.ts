@@ -2,7 +2,7 @@
 // leader transfer and ReadIndex, with raft-rs semantics so that a node running this core can be in
 // one cluster with raft-rs nodes. Pure: no timers, clock, randomness or I/O; it only reacts to
 // tick() and step() and queues outgoing messages in `msgs` for the RawNode to hand out.
-import { type ResolvedConfig, NO_LIMIT } from "./config.ts";
+import { type RaftTestBug, type ResolvedConfig, NO_LIMIT } from "./config.ts";
 import { Changer, ConfChangeError, ccEnterJoint, ccLeaveJoint, isJoint, restoreConfState } from "./confchange/changer.ts";
 import { decodeConfChangeV2 } from "./codec.ts";
 import { RaftError } from "./errors.ts";
@@ -146,13 +146,14 @@ export class Raft {
   readonly logger: RaftLogger;
   private readonly random: (n: number) => number;
 
-  /** Test-only fault injection used by the simulator to prove its invariants bite. Never set in production. */
-  static testBugs = { commitPreviousTermByCounting: false, grantVoteWithoutLogCheck: false };
+  /** Deliberate bugs this node was built with; tests only (RaftConfig.testBugs), empty otherwise. */
+  private readonly testBugs: ReadonlySet<RaftTestBug>;
 
   constructor(c: ResolvedConfig, store: Storage) {
     this.id = c.id;
     this.logger = c.logger ?? NOOP_LOGGER;
     this.random = c.random;
+    this.testBugs = c.testBugs;
     const rs = store.initialState();
     this.raftLog = new RaftLog(store, c.maxApplyUnpersistedLogLimit);
     this.prs = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
@@ -403,7 +404,7 @@ export class Raft {
   /** Advances the commit index from the voters' match indexes; true if it moved. */
   maybeCommit(): boolean {
     const mci = this.prs.maximalCommittedIndex();
-    if (Raft.testBugs.commitPreviousTermByCounting) {
+    if (this.testBugs.has("commitPreviousTermByCounting")) {
       // Deliberate bug for the simulator: commit by counting replicas whatever the entry's term.
       if (mci > this.raftLog.committed && mci !== Number.POSITIVE_INFINITY && mci <= this.raftLog.lastIndex()) {
         this.raftLog.commitTo(mci);
@@ -762,7 +763,7 @@ export class Raft {
       (this.vote === NONE && this.leaderId === NONE) ||
       (m.msgType === MessageType.MsgRequestPreVote && m.term > this.term);
     // ...if the candidate's log is at least as up to date as ours (priority breaks log ties).
-    const upToDate = Raft.testBugs.grantVoteWithoutLogCheck || this.raftLog.isUpToDate(m.index, m.logTerm);
+    const upToDate = this.testBugs.has("grantVoteWithoutLogCheck") || this.raftLog.isUpToDate(m.index, m.logTerm);
     if (canVote && upToDate && (m.index > this.raftLog.lastIndex() || this.priority <= m.priority)) {
       this.logger.info("cast vote", { raft_id: this.id, term: this.term, for: m.from, type: MessageType[m.msgType], msg_term: m.term });
       // Answer with the message's term: for pre-votes our own term may be older.
@@ -921,11 +922,7 @@ export class Raft {
     pr.updateCommitted(m.commit);
     if (m.reject) {
       this.logger.debug("received msgAppend rejection", { raft_id: this.id, from: m.from, index: m.index, reject_hint: m.rejectHint, log_term: m.logTerm });
-      if (m.requestSnapshot === INVALID_INDEX && m.index === pr.matched && m.rejectHint < pr.matched && pr.matched > 0) {
-        // The follower rejected an append anchored at its match index and its log ends below it:
-        // it lost entries it had acknowledged (a wiped data dir). raft-rs would drop this as stale
-        // and never replicate to it again. Lowering its match only makes commitment more
-        // conservative, so it is always safe; a stale rejection costs one extra probe.
+      if (this.lostAcknowledgedEntries(m, pr, nextProbeIndex)) {
         this.logger.warn("follower no longer has entries it acknowledged; probing it from its log end", {
           raft_id: this.id,
           follower: m.from,
@@ -975,6 +972,35 @@ export class Raft {
       this.logger.info("sent MsgTimeoutNow after received MsgAppResp", { raft_id: this.id, to: m.from });
       this.sendTimeoutNow(m.from);
     }
+  }
+
+  /**
+   * Whether rejection `m` shows that the follower no longer holds entries it acknowledged (its data
+   * dir was wiped, or restored from an old copy): it answers the probe outstanding at the match
+   * index (Probe state, index = next - 1 = matched), and no index of our log from the match on can
+   * match the follower's (`nextProbeIndex` below the match).
+   *
+   * A fresh rejection of that kind proves the loss: the match was acknowledged in this term, after
+   * the follower persisted it, and only a leader of a higher term could have made it drop those
+   * entries (the rejection would then carry that term and depose us before it got here).
+   *
+   * A stale one cannot be told apart, but it can only pass this test where raft-rs 0.7 takes it as
+   * fresh too: raft-rs ignores every rejection at or below the match in Replicate, and every one
+   * that does not answer the outstanding probe in Probe, and this test holds in neither case.
+   * Where it holds raft-rs probes from the hint as we do; we also forget the match, so that the
+   * follower is not counted for entries it lacks and its acks below the old match are not dropped
+   * as stale. Were the rejection old after all, the follower accepts the probe and its ack restores
+   * the match: a lower match can only delay commitment, never advance it.
+   *
+   * A wiped follower does reach this state from Replicate: its rejections at or below the match are
+   * ignored, but the next append beyond the match (a new entry, or the empty append that carries
+   * the commit index or answers a heartbeat response while the match is behind the log) is rejected
+   * above the match; that moves it to Probe at match + 1, and the probe at the match is rejected.
+   */
+  private lostAcknowledgedEntries(m: Message, pr: Progress, nextProbeIndex: number): boolean {
+    if (m.requestSnapshot !== INVALID_INDEX || pr.matched === 0) return false;
+    if (this.testBugs.has("staleRejectResetsMatch")) return m.index === pr.matched && m.rejectHint < pr.matched;
+    return pr.state === ProgressState.Probe && m.index === pr.nextIdx - 1 && m.index === pr.matched && nextProbeIndex < pr.matched;
   }
 
   private handleHeartbeatResponse(m: Message, pr: Progress): void {

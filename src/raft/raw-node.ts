@@ -13,7 +13,7 @@ import { RaftError } from "./errors.ts";
 import { Raft, type SoftState, StateRole, msg } from "./raft.ts";
 import type { ReadState } from "./read-only.ts";
 import type { Storage } from "./storage.ts";
-import type { Progress } from "./tracker/progress.ts";
+import type { Progress, ProgressState } from "./tracker/progress.ts";
 import {
   type ConfChangeV2,
   type ConfState,
@@ -63,13 +63,31 @@ export interface LightReady {
   readonly messages: Message[];
 }
 
+/** A copy of what the leader knows about one member's log (Status.peers). */
+export interface PeerProgress {
+  readonly id: NodeId;
+  /** Highest index known to be in the member's log. */
+  readonly match: number;
+  /** Next index to send it. */
+  readonly next: number;
+  readonly state: ProgressState;
+  /** Heard from since the last check-quorum round (every election timeout with check_quorum). */
+  readonly recentActive: boolean;
+  /** A learner (no vote) rather than a voter. */
+  readonly learner: boolean;
+}
+
 export interface Status {
   id: NodeId;
   hardState: HardState;
   softState: SoftState;
   applied: number;
-  /** Per-member progress, only on the leader. */
+  /** Last index of the log (stable or not). */
+  lastIndex: number;
+  /** Per-member progress, only on the leader (live objects of the tracker: do not change them). */
   progress?: Map<NodeId, Progress>;
+  /** The same as copies, every member but this node, in id order; only on the leader. */
+  peers?: PeerProgress[];
   confState: ConfState;
   leadTransferee?: NodeId;
 }
@@ -341,15 +359,29 @@ export class RawNode {
 
   status(): Status {
     const r = this.raft;
+    const leader = r.state === StateRole.Leader;
     return {
       id: r.id,
       hardState: r.hardState(),
       softState: r.softState(),
       applied: r.raftLog.applied,
-      progress: r.state === StateRole.Leader ? r.prs.progress : undefined,
+      lastIndex: r.raftLog.lastIndex(),
+      progress: leader ? r.prs.progress : undefined,
+      peers: leader ? this.peerProgress() : undefined,
       confState: r.prs.confState(),
       leadTransferee: r.leadTransferee,
     };
+  }
+
+  private peerProgress(): PeerProgress[] {
+    const r = this.raft;
+    const learners = r.prs.conf.learners;
+    const out: PeerProgress[] = [];
+    for (const [id, pr] of r.prs.progress) {
+      if (id === r.id) continue;
+      out.push({ id, match: pr.matched, next: pr.nextIdx, state: pr.state, recentActive: pr.recentActive, learner: learners.has(id) });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** Whether a snapshot is pending installation. */

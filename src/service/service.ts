@@ -5,15 +5,19 @@ import type { ConsolaInstance } from "consola";
 import { HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts";
 import type { Config } from "../config/types.ts";
 import { ConsensusMetrics } from "../metrics/metrics.ts";
-import { type MetricsServer, startMetricsServer } from "../metrics/server.ts";
+import { MAX_CONNECTIONS, type MetricsServer, startMetricsServer } from "../metrics/server.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
 import { STATE_ROLE_NAMES, StateRole } from "../raft/raft.ts";
+import { NONE } from "../raft/types.ts";
+import { VERSION } from "../cli/version.ts";
 import { createControllerClient, createNetworkClient } from "../rpc/clients.ts";
 import { createGrpcServer } from "../rpc/server.ts";
 import { SqliteStorage } from "../storage/sqlite.ts";
 import { MAX_QUEUED_ENTRIES } from "../node/committer.ts";
+import { LoggedBlockTimeline } from "../node/block-timeline.ts";
 import { ConsensusNode } from "../node/node.ts";
 import { systemClock, systemRandom } from "../node/ports.ts";
+import { buildStatus, type NodeStatusJson } from "../node/status.ts";
 
 export interface RunningService {
   /** Stops everything (leader hand-off first). Safe to call more than once. */
@@ -28,6 +32,7 @@ export const HAND_OFF_MS = 1_000;
 const STOP_GRACE_MS = 1_000;
 
 export async function startService(cfg: Config, log: ConsolaInstance): Promise<RunningService> {
+  const startedAt = performance.now();
   const selfId = peerIdFromAddress(cfg.nodeAddress);
   log.info("consensus service starting", { peer_id: selfId, peer_id_hex: peerIdHex(selfId) });
 
@@ -45,6 +50,8 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
   let fatalError: Error | undefined;
   let stopping: Promise<void> | undefined;
   let serving = false;
+  /** The last leader this node knew, for counting leader changes (not role changes). */
+  let knownLeader = NONE;
 
   const node = new ConsensusNode({
     cfg,
@@ -55,6 +62,8 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     controller,
     network,
     listenPort: () => server.port,
+    // CONSENSUS_BLOCK_TIMELINE=1: one "block timeline" line per block (bench/e2e.ts reads them).
+    timeline: process.env.CONSENSUS_BLOCK_TIMELINE === "1" ? new LoggedBlockTimeline(log.withTag("timeline"), () => performance.timeOrigin + performance.now()) : undefined,
     fatal: (e) => fatal(e),
     raftWithoutPeer: () => metrics?.peerMsgsDropped.inc({ reason: "not_validator" }),
     transportEvents: {
@@ -65,12 +74,13 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
       inboundDropped: (reason) => metrics?.peerMsgsDropped.inc({ reason }),
       roleChanged(role, leader) {
         if (role === StateRole.Candidate || role === StateRole.PreCandidate) metrics?.elections.inc();
-        if (role === StateRole.Leader || role === StateRole.Follower) metrics?.leaderChanges.inc();
+        if (leader !== NONE && leader !== knownLeader) metrics?.leaderChanges.inc();
+        if (leader !== NONE) knownLeader = leader;
         log.info("raft role", { role: STATE_ROLE_NAMES[role], leader: peerIdHex(leader) });
       },
       blockCommitted(_h, waited) {
         metrics?.blocksCommitted.inc();
-        metrics?.commitLatency.observe(waited);
+        metrics?.commitLatency.observe(waited / 1000);
       },
       proposed: () => metrics?.proposals.inc(),
       leaderTransfer: (_to, reason) => metrics?.leaderTransfers.inc({ reason }),
@@ -95,11 +105,29 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
           lastIndex: s.lastIndex,
           height: s.height,
           committerBacklog: s.committerBacklog,
+          blockIntervalSeconds: s.blockInterval,
+          voters: s.voters.length,
+          leaderlessSeconds: s.leaderlessMs / 1000,
+          lastBlockAgeSeconds: (s.lastBlock?.agoMs ?? s.runningMs) / 1000,
         };
       },
       (msg, fields) => log.warn(msg, fields),
     );
+    metrics.serving(() => isServing());
+    metrics.electionTimeout.set((cfg.electionTick * cfg.tickIntervalInMillis) / 1000);
   }
+  const isServing = () => serving && fatalError === undefined;
+  const status = (): NodeStatusJson => {
+    const p = supervisor.peer;
+    return buildStatus({
+      version: VERSION,
+      selfId,
+      address: cfg.nodeAddress,
+      serving: isServing(),
+      uptimeMs: performance.now() - startedAt,
+      peer: p && { status: p.status(), config: p.chainConfig() },
+    });
+  };
 
   const server = createGrpcServer({
     port: cfg.grpcListenPort,
@@ -112,7 +140,7 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
       reconfigure: (c) => node.reconfigure(c),
       networkMsg: (env) => node.networkMsg(env),
       // SERVING while this node can do its job: storage open, server listening, no fatal error.
-      health: () => (serving && fatalError === undefined ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING),
+      health: () => (isServing() ? HealthCheckResponse_ServingStatus.SERVING : HealthCheckResponse_ServingStatus.NOT_SERVING),
     },
   });
 
@@ -124,12 +152,13 @@ export async function startService(cfg: Config, log: ConsolaInstance): Promise<R
     metrics.queue("grpc_request_bytes", () => server.load.bytes, server.limits.bytes);
     metrics.queue("grpc_connections", () => server.load.connections, server.limits.connections);
     metrics.queue("commit_entries", () => supervisor.peer?.status().committerQueued ?? 0, MAX_QUEUED_ENTRIES);
+    metrics.queue("metrics_connections", () => metricsServer?.connections() ?? 0, MAX_CONNECTIONS);
   }
 
   let metricsServer: MetricsServer | undefined;
   try {
     await server.start();
-    if (metrics) metricsServer = await startMetricsServer(metrics, cfg.metricsPort, cfg.metricsListenAddr, log);
+    if (metrics) metricsServer = await startMetricsServer(metrics, cfg.metricsPort, cfg.metricsListenAddr, log, { status });
     else log.info("metrics off");
   } catch (e) {
     await server.stop(0);

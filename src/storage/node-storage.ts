@@ -38,6 +38,12 @@ export interface NodeStorage extends Storage {
   stateMachine(): Uint8Array;
   /** Replaces the stored configuration without moving the applied index. */
   setStateMachine(stateMachine: Uint8Array): void;
+  /**
+   * An applied block kept beside the log for a controller that may have lost it: the Rust
+   * service's last entry, imported from its data dir (its predecessor's term is unknown, so it
+   * cannot be a log entry). Undefined when there is none.
+   */
+  recommitEntry?(): Entry | undefined;
   /** The supervisor's persisted abort window (u64). */
   abortHeight(): bigint;
   setAbortHeight(height: bigint): void;

@@ -20,7 +20,7 @@ export class FakeController implements ControllerClient {
   height = 0n;
   blockInterval = 3;
   validators: Uint8Array[] = [];
-  readonly calls: { method: string; height?: bigint }[] = [];
+  readonly calls: { method: string; height?: bigint; data?: Uint8Array }[] = [];
   readonly committed: bigint[] = [];
   plan: { check: Planned[]; commit: Planned[]; get: Planned[] } = { check: [], commit: [], get: [] };
   /** Height of the proposal GetProposal returns (default: height + 1). */
@@ -48,7 +48,7 @@ export class FakeController implements ControllerClient {
   }
 
   async checkProposal(p: Proposal, opts?: { signal?: AbortSignal }) {
-    this.calls.push({ method: "CheckProposal", height: p.height });
+    this.calls.push({ method: "CheckProposal", height: p.height, data: p.data });
     const code = await this.outcome(this.plan.check, opts?.signal);
     if (code !== 0) return create(StatusCodeSchema, { code });
     return create(StatusCodeSchema, { code: p.height === this.height + 1n ? 0 : p.height <= this.height ? 129 : 128 });
@@ -56,7 +56,7 @@ export class FakeController implements ControllerClient {
 
   async commitBlock(pp: ProposalWithProof, opts?: { signal?: AbortSignal }) {
     const h = pp.proposal?.height ?? 0n;
-    this.calls.push({ method: "CommitBlock", height: h });
+    this.calls.push({ method: "CommitBlock", height: h, data: pp.proposal?.data });
     const code = await this.outcome(this.plan.commit, opts?.signal);
     if (code !== 0) return create(ConsensusConfigurationResponseSchema, { status: { code }, config: this.config(h) });
     if (h === (1n << 64n) - 1n) return create(ConsensusConfigurationResponseSchema, { status: { code: 0 }, config: this.config() });

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Proposal } from "../../gen/common_pb.ts";
 import { type ChainConfig, emptyChainConfig } from "../../src/node/chain-config.ts";
-import { MIN_STALL_MS, Proposer } from "../../src/node/proposer.ts";
+import { MIN_STALL_MS, Proposer, RETRY_AFTER_FAILURE_MS } from "../../src/node/proposer.ts";
 import { captureLog } from "../support/capture-log.ts";
 import { waitUntil } from "../support/wait-until.ts";
 import { FakeController } from "./fake-controller.ts";
@@ -12,9 +12,11 @@ function setup(blockInterval: number) {
   const config: ChainConfig = { ...emptyChainConfig(), height: 0n, blockInterval };
   const proposed: Proposal[] = [];
   const transfers: string[] = [];
+  const controllerHeights: bigint[] = [];
+  const cap = captureLog();
   let allowed = true;
   const p = new Proposer({
-    log: captureLog().log,
+    log: cap.log,
     controller,
     chainConfig: () => config,
     canPropose: () => allowed,
@@ -26,6 +28,7 @@ function setup(blockInterval: number) {
       transfers.push(reason);
       return true;
     },
+    controllerAt: (h) => controllerHeights.push(h),
     now: () => now,
   });
   return {
@@ -34,6 +37,8 @@ function setup(blockInterval: number) {
     config,
     proposed,
     transfers,
+    controllerHeights,
+    cap,
     advance: (ms: number) => (now += ms),
     setAllowed: (v: boolean) => (allowed = v),
   };
@@ -54,6 +59,27 @@ describe("leader proposer", () => {
     await waitUntil(() => t.controller.count("GetProposal") === 1, "the fetch");
     await Bun.sleep(0);
     expect(t.proposed).toHaveLength(0);
+    expect(t.controllerHeights).toEqual([]); // ahead: its Reconfigure brings the height
+  });
+
+  test("a proposal below the next height shows a controller that lost blocks: reported, dropped, asked again after a pause, logged rate-limited", async () => {
+    const t = setup(0);
+    t.config.height = 10n;
+    t.controller.proposalHeight = 10n; // the controller is at 9
+    t.p.start();
+    for (let i = 0; i < 50; i++) {
+      await waitUntil(() => t.controller.count("GetProposal") === i + 1, "a fetch");
+      await Bun.sleep(0);
+      t.p.poll();
+      expect(t.controller.count("GetProposal")).toBe(i + 1); // block_interval 0, yet no spinning
+      t.advance(RETRY_AFTER_FAILURE_MS);
+      t.p.poll();
+    }
+    expect(t.proposed).toHaveLength(0);
+    expect(t.controllerHeights.every((h) => h === 9n)).toBe(true);
+    expect(t.controllerHeights).toHaveLength(50);
+    const lines = t.cap.lines.filter((l) => l.message === "receive a proposal with invalid height, drop it");
+    expect(lines.length).toBeLessThanOrEqual(3); // 50 answers in 5 simulated seconds
   });
 
   test("no new fetch while a block is pending; the next one waits for the block interval", async () => {
@@ -110,6 +136,35 @@ describe("leader proposer", () => {
     expect(t.transfers).toEqual(["stalled proposals"]);
     t.p.poll();
     expect(t.transfers).toHaveLength(1);
+    // The hand-over may not take (no follower up to date, a lost MsgTimeoutNow): tried again a period later.
+    t.advance(12_001);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(2);
+  });
+
+  test("a leader that cannot propose at all (membership change that never settles) hands over too", async () => {
+    const t = setup(1);
+    t.setAllowed(false);
+    t.p.start();
+    t.advance(3_999); // 4 x block_interval 1 s
+    t.p.poll();
+    expect(t.transfers).toEqual([]);
+    t.advance(2);
+    t.p.poll();
+    expect(t.controller.count("GetProposal")).toBe(0);
+    expect(t.transfers).toEqual(["stalled proposals"]);
+    t.advance(4_001);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(2);
+  });
+
+  test("a block proposed but never applied counts as a stall (its own controller does not commit it)", async () => {
+    const t = setup(0);
+    t.p.start();
+    await waitUntil(() => t.proposed.length === 1, "a proposal");
+    t.advance(MIN_STALL_MS + 1);
+    t.p.poll();
+    expect(t.transfers).toEqual(["stalled proposals"]);
   });
 
   test("with block_interval 0 the stall window is at least the minimum, not zero", async () => {

@@ -40,12 +40,14 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-"))) {
+function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-")), makePeerFails?: Error) {
   dirs.push(dir);
   const storage = SqliteStorage.open(dir);
   const controller = new FakeController();
   const peers: StubPeer[] = [];
+  const fatal: unknown[] = [];
   const sup = new Supervisor({
+    fatal: (e) => fatal.push(e),
     cfg: serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: ME }),
     log: captureLog().log,
     storage,
@@ -53,12 +55,13 @@ function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-"))) {
     clock: systemClock,
     periodMs: 60_000, // rounds only on kick(): the tests drive them
     makePeer: (trigger) => {
+      if (makePeerFails) throw makePeerFails;
       const p = new StubPeer(trigger);
       peers.push(p);
       return p as unknown as RaftPeer;
     },
   });
-  return { sup, storage, controller, peers, dir };
+  return { sup, storage, controller, peers, dir, fatal };
 }
 
 const cfg = (height: bigint, validators: Uint8Array[]) => ({ ...new FakeController().config(height), validators });
@@ -70,7 +73,7 @@ describe("supervisor", () => {
     t.controller.height = 7n;
     t.sup.start();
     await waitUntil(() => t.peers.length === 1, "a peer");
-    expect(t.controller.calls[0]).toEqual({ method: "CommitBlock", height: (1n << 64n) - 1n });
+    expect(t.controller.calls[0]).toMatchObject({ method: "CommitBlock", height: (1n << 64n) - 1n });
     expect(t.peers[0].config.height).toBe(7n);
     expect(t.peers[0].started).toBe(1);
     await t.sup.stop(0);
@@ -148,6 +151,31 @@ describe("supervisor", () => {
     (t.sup as unknown as { kick(): void }).kick();
     await waitUntil(() => peer.stopped === 1, "the peer aborted once the next block is in");
     await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("stopping while the controller accepts the ping and never answers returns at once", async () => {
+    const t = setup();
+    t.controller.plan.commit = ["hang"];
+    t.sup.start();
+    await waitUntil(() => t.controller.count("CommitBlock") === 1, "the ping in flight");
+    const started = performance.now();
+    await t.sup.stop(0);
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(t.fatal).toEqual([]);
+    t.storage.close();
+  });
+
+  test("a round that cannot make a peer (storage) stops the node instead of retrying while reporting SERVING", async () => {
+    const t = setup(undefined, new Error("raft database x: bootstrap failed: disk I/O error"));
+    t.controller.validators = [ME];
+    t.sup.start();
+    await waitUntil(() => t.fatal.length === 1, "the fatal error");
+    expect((t.fatal[0] as Error).message).toContain("disk I/O error");
+    (t.sup as unknown as { kick(): void }).kick();
+    await Bun.sleep(20);
+    expect(t.controller.count("CommitBlock")).toBe(1); // no further rounds
+    expect(t.fatal).toHaveLength(1);
     t.storage.close();
   });
 });

@@ -355,6 +355,26 @@ describe("inputs through RawNode", () => {
     expect([...s.progress!.keys()].sort()).toEqual([1n, 2n, 3n, 4n]);
     expect(c.node(2n).status().progress).toBeUndefined();
   });
+
+  test("status: the leader lists every other member's progress as copies; a lagging follower shows its match", () => {
+    const c = new RawCluster(P3, {}, [4n]);
+    c.elect(1n);
+    c.drop = (x) => x.to === 3n;
+    c.propose(1n, "a");
+    const s = c.node(1n).status();
+    expect(s.lastIndex).toBe(2);
+    expect(s.peers!.map((p) => [p.id, p.match, p.learner])).toEqual([
+      [2n, 2, false],
+      [3n, 1, false],
+      [4n, 2, true],
+    ]);
+    expect(s.peers![0].state).toBe(ProgressState.Replicate);
+    expect(s.peers![0].recentActive).toBe(true);
+    (s.peers![0] as { match: number }).match = 99;
+    expect(c.node(1n).status().progress!.get(2n)!.matched).toBe(2);
+    expect(c.node(2n).status().peers).toBeUndefined();
+    expect(c.node(2n).status().lastIndex).toBe(2);
+  });
 });
 
 describe("membership through RawNode", () => {

@@ -1,4 +1,5 @@
 // Runs many seeds and sums them up: shared by the CI tests and the CLI.
+import type { RaftTestBug } from "../../src/raft/config.ts";
 import type { SimResult } from "./report.ts";
 import { simulate } from "./sim.ts";
 
@@ -9,6 +10,7 @@ export interface CampaignOptions {
   steps: number;
   skipInvariants?: readonly string[];
   ackBeforeFsync?: boolean;
+  testBugs?: ReadonlySet<RaftTestBug>;
   /** Stop at the first violation. */
   stopOnViolation?: boolean;
   onResult?: (r: SimResult) => void;
@@ -35,7 +37,7 @@ export function runCampaign(o: CampaignOptions): CampaignSummary {
   const failures: SimResult[] = [];
   const peak = { seed: o.from, eventsPerSec: 0 };
   for (let seed = o.from; seed < o.from + o.count; seed++) {
-    const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants, ackBeforeFsync: o.ackBeforeFsync });
+    const r = simulate({ seed, steps: o.steps, skipInvariants: o.skipInvariants, ackBeforeFsync: o.ackBeforeFsync, testBugs: o.testBugs });
     seeds++;
     steps += r.steps;
     livenessSteps += r.livenessSteps;

@@ -4,6 +4,7 @@
 // hash after every applied index, and per node its term, vote, commit index and durable votes.
 import type { RawNode } from "../../src/raft/raw-node.ts";
 import { StateRole } from "../../src/raft/raft.ts";
+import { PROGRESS_STATE_NAMES, ProgressState } from "../../src/raft/tracker/progress.ts";
 import { type Entry, type HardState, type Message, MessageType, NONE, type NodeId, type Snapshot } from "../../src/raft/types.ts";
 import { BOOT_HASH, BOOT_INDEX, BOOT_TERM, decodeSm, entryDigest } from "./state-machine.ts";
 import type { SimStorage } from "./storage.ts";
@@ -22,6 +23,7 @@ export const INVARIANTS = [
   "term monotonic",
   "commit monotonic",
   "one vote per term",
+  "stale rejection ignored",
 ] as const;
 
 export class Violation extends Error {
@@ -57,6 +59,14 @@ export interface Observed {
 }
 
 export type RoleChange = (id: NodeId, role: StateRole, term: number) => void;
+
+/** A leader's progress of a follower before it steps a rejection from it that raft-rs 0.7 calls stale. */
+export interface StaleRejection {
+  term: number;
+  matched: number;
+  next: number;
+  state: ProgressState;
+}
 
 /** Terms stay far below 2^20 in any run, so (index, term) packs into one exact number. */
 const TERM_BITS = 1048576;
@@ -151,6 +161,39 @@ export class Checker {
       this.onCommit(n, h.commit, c, r.state === StateRole.Leader);
       h.commit = c;
     }
+  }
+
+  /**
+   * Before a node steps `m`: if `m` is an append rejection that raft-rs 0.7 calls stale, the
+   * leader's progress of its sender, for `checkStaleRejection` to compare with after the step.
+   * raft-rs's rule (Progress::maybe_decr_to): in Replicate, a rejection at or below the match index
+   * is stale; in Probe or Snapshot, one that does not answer the probe outstanding (index = next -
+   * 1) is; a follower's snapshot request never is. Not a safety property: a leader that acts on a
+   * stale rejection only lowers its view of the follower and resends, but it then decides unlike a
+   * raft-rs leader in the same situation, and those resends (snapshots included) are wasted.
+   */
+  staleRejection(n: Observed, m: Message): StaleRejection | undefined {
+    if (m.msgType !== MessageType.MsgAppendResponse || !m.reject || m.requestSnapshot !== 0) return undefined;
+    const r = n.raw?.raft;
+    if (r === undefined || r.state !== StateRole.Leader || m.term !== r.term) return undefined;
+    const pr = r.prs.get(m.from);
+    if (pr === undefined) return undefined;
+    const stale = pr.state === ProgressState.Replicate ? m.index <= pr.matched : m.index !== pr.nextIdx - 1;
+    return stale ? { term: r.term, matched: pr.matched, next: pr.nextIdx, state: pr.state } : undefined;
+  }
+
+  /** After a node stepped a stale rejection: the leader's progress of the sender is as it was. */
+  checkStaleRejection(n: Observed, m: Message, before: StaleRejection): void {
+    const r = n.raw?.raft;
+    if (r === undefined || r.state !== StateRole.Leader || r.term !== before.term) return;
+    const pr = r.prs.get(m.from);
+    if (pr === undefined || (pr.matched === before.matched && pr.nextIdx === before.next && pr.state === before.state)) return;
+    const show = (matched: number, next: number, state: ProgressState) => `{match ${matched}, next ${next}, ${PROGRESS_STATE_NAMES[state]}}`;
+    this.fail(
+      "stale rejection ignored",
+      `leader ${n.id} of term ${r.term} acted on a stale rejection from ${m.from} (index ${m.index}, hint ${m.rejectHint}): ` +
+        `${show(before.matched, before.next, before.state)} became ${show(pr.matched, pr.nextIdx, pr.state)}`,
+    );
   }
 
   /**

@@ -4,7 +4,7 @@
 //   bun run test/sim/cli.ts --seeds 300 --bug grantVoteWithoutLogCheck
 // Exit code: 0 when no seed violated an invariant, 1 when one did, 2 on bad arguments.
 import { parseArgs } from "node:util";
-import { Raft } from "../../src/raft/raft.ts";
+import { RAFT_TEST_BUGS, type RaftTestBug } from "../../src/raft/config.ts";
 import { describeSummary, runCampaign } from "./campaign.ts";
 import { INVARIANTS } from "./checker.ts";
 import { formatViolation } from "./report.ts";
@@ -19,7 +19,7 @@ const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M]
   --verbose        with --seed: print every event as it happens
   --trace-lines K  events of history in a violation report (default 40)
   --keep-going     do not stop a campaign at the first violation
-  --bug NAME       enable a deliberately injected core bug: ${Object.keys(Raft.testBugs).join(", ")}
+  --bug NAME       build every node with a deliberate core bug (repeatable): ${RAFT_TEST_BUGS.join(", ")}
   --ack-before-fsync  simulate an application that sends vote grants and append acks before its fsync
   --skip NAME      do not enforce one invariant (repeatable), to see what the others catch:
                    ${INVARIANTS.join(", ")}`;
@@ -46,7 +46,7 @@ try {
       verbose: { type: "boolean" },
       "trace-lines": { type: "string" },
       "keep-going": { type: "boolean" },
-      bug: { type: "string" },
+      bug: { type: "string", multiple: true },
       skip: { type: "string", multiple: true },
       "ack-before-fsync": { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -64,10 +64,11 @@ if (args.help) {
 
 const steps = int("steps", args.steps, 2000, 1);
 const traceLines = int("trace-lines", args["trace-lines"], 40, 1);
-if (args.bug !== undefined) {
-  if (!(args.bug in Raft.testBugs)) usage(`unknown --bug "${args.bug}"`);
-  (Raft.testBugs as Record<string, boolean>)[args.bug] = true;
-  process.stdout.write(`injected core bug: ${args.bug}\n`);
+const testBugs = new Set<RaftTestBug>();
+for (const bug of args.bug ?? []) {
+  if (!(RAFT_TEST_BUGS as readonly string[]).includes(bug)) usage(`unknown --bug "${bug}"`);
+  testBugs.add(bug as RaftTestBug);
+  process.stdout.write(`injected core bug: ${bug}\n`);
 }
 
 const skipInvariants = args.skip ?? [];
@@ -78,7 +79,7 @@ for (const name of skipInvariants) {
 if (args.seed !== undefined) {
   const seed = int("seed", args.seed, 0, 0);
   const t0 = performance.now();
-  const r = simulate({ seed, steps, traceLines, skipInvariants, ackBeforeFsync: args["ack-before-fsync"], onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
+  const r = simulate({ seed, steps, traceLines, skipInvariants, ackBeforeFsync: args["ack-before-fsync"], testBugs, onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
   const ms = performance.now() - t0;
   process.stdout.write(`seed ${seed}: ${r.params}\n`);
   process.stdout.write(
@@ -86,7 +87,7 @@ if (args.seed !== undefined) {
   );
   process.stdout.write(`  ${JSON.stringify(r.stats)}\n`);
   if (r.violation) {
-    process.stdout.write(`${formatViolation(r.violation, steps)}\n`);
+    process.stdout.write(`${formatViolation(r.violation)}\n`);
     process.exit(1);
   }
   process.stdout.write("  no violation\n");
@@ -102,10 +103,11 @@ const summary = runCampaign({
   steps,
   skipInvariants,
   ackBeforeFsync: args["ack-before-fsync"],
+  testBugs,
   stopOnViolation: !args["keep-going"],
   onResult: (r) => {
     done++;
-    if (r.violation) process.stdout.write(`${formatViolation(r.violation, steps)}\n`);
+    if (r.violation) process.stdout.write(`${formatViolation(r.violation)}\n`);
     else if (done % 100 === 0) process.stdout.write(`  ${done}/${count} seeds ok\n`);
   },
 });

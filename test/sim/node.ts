@@ -201,9 +201,12 @@ export class SimNode {
         case "campaign":
           raw.campaign();
           break;
-        case "msg":
+        case "msg": {
+          const stale = this.host.checker.staleRejection(this, i.msg);
           raw.step(i.msg);
+          if (stale !== undefined) this.host.checker.checkStaleRejection(this, i.msg, stale);
           break;
+        }
         case "propose":
           if (i.data.length === 1) raw.propose(new Uint8Array(0), i.data[0]);
           else raw.proposeBatch(i.data);

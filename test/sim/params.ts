@@ -1,6 +1,6 @@
 // Everything a run varies, drawn from its seed: cluster shape, core options, disk and network
 // timing, and how hard the nemesis pushes. One line of text describes it in every report.
-import { NO_LIMIT } from "../../src/raft/config.ts";
+import { NO_LIMIT, type RaftTestBug } from "../../src/raft/config.ts";
 import type { Rng } from "./rng.ts";
 
 export interface Params {
@@ -35,9 +35,11 @@ export interface Params {
   strikeAfterCommit: number;
   keepTail: number;
   snapshotEvery: number;
+  /** Deliberate core bugs every node is built with (not drawn: chosen by the caller, to prove the checks bite). */
+  testBugs: ReadonlySet<RaftTestBug>;
 }
 
-export function drawParams(rng: Rng): Params {
+export function drawParams(rng: Rng, testBugs: ReadonlySet<RaftTestBug> = new Set()): Params {
   const voters = rng.pick([3, 3, 3, 4, 5, 5, 5, 6, 7]);
   const electionTick = rng.range(5, 10);
   const maxSizePerMsg = rng.pick([0, 0, 64, 256, NO_LIMIT]);
@@ -65,6 +67,7 @@ export function drawParams(rng: Rng): Params {
     strikeAfterCommit: rng.pick([0, 0.05, 0.2]),
     keepTail: rng.pick([0, 1, 5, 20]),
     snapshotEvery: rng.pick([3, 10, 40, 1000]),
+    testBugs,
   };
 }
 
@@ -92,5 +95,6 @@ export function describeParams(p: Params): string {
     `strike_after_commit=${p.strikeAfterCommit}`,
     `keep_tail=${p.keepTail}`,
     `snapshot_every=${p.snapshotEvery}`,
+    ...(p.testBugs.size > 0 ? [`bugs=${[...p.testBugs].join(",")}`] : []),
   ].join(" ");
 }

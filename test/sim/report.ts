@@ -9,6 +9,8 @@ export interface ViolationReport {
   invariant: string;
   detail: string;
   params: string;
+  /** The command line that replays the run. */
+  replay: string;
   cluster: string[];
   trace: string[];
 }
@@ -43,11 +45,11 @@ export interface SimResult {
   violation?: ViolationReport;
 }
 
-export function formatViolation(v: ViolationReport, steps: number): string {
+export function formatViolation(v: ViolationReport): string {
   return [
     `VIOLATION of "${v.invariant}" — seed ${v.seed}, step ${v.step} (${v.phase} phase, t=${v.timeMs} ms)`,
     `  ${v.detail}`,
-    `  replay: bun run test/sim/cli.ts --seed ${v.seed} --steps ${steps}`,
+    `  replay: ${v.replay}`,
     `  params: ${v.params}`,
     "  cluster at the violation:",
     ...v.cluster.map((l) => `    ${l}`),

@@ -5,6 +5,7 @@
 // (faults off: the cluster must elect a leader, commit a new entry and bring every live member up
 // to it within a bound). A step is one event: a tick, a message delivery, an fsync completing, a
 // transport report, a client proposal or a nemesis action.
+import type { RaftTestBug } from "../../src/raft/config.ts";
 import { STATE_ROLE_NAMES, StateRole } from "../../src/raft/raft.ts";
 import { type ConfState, type Message, MessageType, type NodeId, newEntry } from "../../src/raft/types.ts";
 import { Checker, Violation } from "./checker.ts";
@@ -33,6 +34,8 @@ export interface SimOptions {
   skipInvariants?: readonly string[];
   /** Deliberate application bug: vote grants and append acks leave before the fsync. */
   ackBeforeFsync?: boolean;
+  /** Deliberate core bugs every node is built with (RaftConfig.testBugs). */
+  testBugs?: ReadonlySet<RaftTestBug>;
 }
 
 type SimEvent = Timed &
@@ -110,7 +113,7 @@ export class Simulation implements Host, World {
   constructor(readonly opts: SimOptions) {
     this.ackBeforeFsync = opts.ackBeforeFsync ?? false;
     const root = new Rng(opts.seed);
-    this.params = drawParams(root);
+    this.params = drawParams(root, opts.testBugs);
     this.asyncPersist = this.params.asyncPersist;
     this.applyLagMs = this.params.applyLagMs;
     this.rng = root.fork();
@@ -299,6 +302,7 @@ export class Simulation implements Host, World {
       batchAppend: p.batchAppend,
       skipBcastCommit: p.skipBcastCommit,
       maxUncommittedSize: p.maxUncommittedSize,
+      testBugs: p.testBugs,
     });
     this.nodes.set(id, n);
     n.start();
@@ -620,10 +624,20 @@ export class Simulation implements Host, World {
       invariant,
       detail,
       params: describeParams(this.params),
+      replay: replayCommand(this.opts),
       cluster: this.clusterLines(),
       trace: this.trace.lines(this.opts.traceLines ?? 40),
     };
   }
+}
+
+/** The command line that replays this run. */
+export function replayCommand(o: SimOptions): string {
+  const flags = [`--seed ${o.seed}`, `--steps ${o.steps}`];
+  for (const bug of o.testBugs ?? []) flags.push(`--bug ${bug}`);
+  if (o.ackBeforeFsync) flags.push("--ack-before-fsync");
+  for (const inv of o.skipInvariants ?? []) flags.push(`--skip "${inv}"`);
+  return `bun run test/sim/cli.ts ${flags.join(" ")}`;
 }
 
 /** Runs one seed. */
