@@ -171,10 +171,11 @@ export class ControllerGroup {
 
   /**
    * Schedules `change` on every controller so that all apply it to the same block: the height is
-   * raised to just above the highest chain if needed. Returns the height it takes effect at.
+   * raised to just above the highest block any of them ever held (lost ones included: those come
+   * back as they were, without the change). Returns the height it takes effect at.
    */
   scheduleConfigChange(change: ConfigChange): number {
-    const top = Math.max(0, ...this.controllers.map((c) => c.height));
+    const top = Math.max(0, ...this.controllers.map((c) => c.highestHeight));
     const atHeight = Math.max(change.atHeight, top + 1);
     for (const c of this.members) c.scheduleConfigChange({ ...change, atHeight });
     return atHeight;
@@ -261,6 +262,13 @@ export class ControllerEmulator {
     return this.blocks.length - 1;
   }
 
+  /** The highest block this controller ever held, counting blocks it lost in power losses. */
+  get highestHeight(): number {
+    let top = this.height;
+    for (const b of this.lostBlocks) if (b.height > top) top = b.height;
+    return top;
+  }
+
   get head(): Block {
     return this.blocks[this.blocks.length - 1];
   }
@@ -316,8 +324,8 @@ export class ControllerEmulator {
   /** Applies `change` to the config of the first block committed at or after `change.atHeight`. */
   scheduleConfigChange(change: ConfigChange): void {
     checkConfig(change.blockInterval, change.validators);
-    if (change.atHeight <= this.height) {
-      throw new Error(`${this.name}: cannot schedule a config change at height ${change.atHeight}, the chain is at ${this.height}`);
+    if (change.atHeight <= this.highestHeight) {
+      throw new Error(`${this.name}: cannot schedule a config change at height ${change.atHeight}, the chain is at ${this.highestHeight}`);
     }
     this.pending.push({ ...change });
     this.pending.sort((a, b) => a.atHeight - b.atHeight);

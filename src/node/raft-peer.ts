@@ -10,6 +10,7 @@ import { peerIdHex } from "../peer/peer-id.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import type { SendOutcome } from "../peer/transport.ts";
 import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
+import type { RaftTestBug } from "../raft/config.ts";
 import { RaftError } from "../raft/errors.ts";
 import type { RaftLogger } from "../raft/logger.ts";
 import { StateRole } from "../raft/raft.ts";
@@ -97,6 +98,8 @@ export interface RaftPeerDeps {
   readonly random: Random;
   readonly events?: PeerEvents;
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  /** Test-only: known defects of the Raft core (RaftConfig.testBugs). */
+  readonly raftTestBugs?: ReadonlySet<RaftTestBug>;
   /** Records each block's steps (off by default). */
   readonly timeline?: BlockTimeline;
   /** The node cannot continue (storage failure): the service must stop. */
@@ -255,6 +258,7 @@ export class RaftPeer {
         disableProposalForwarding: true,
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
+        testBugs: deps.raftTestBugs,
       },
       storage,
     );

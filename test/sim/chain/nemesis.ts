@@ -39,7 +39,8 @@ export interface NemesisWorld {
     partition(...groups: number[][]): void;
     block(from: number, to: number): void;
     heal(): void;
-    lossyBurst(on: boolean): void;
+    /** Loss (30 % unless given), duplicates and reordering on every link, or back to normal. */
+    lossyBurst(on: boolean, loss?: number): void;
   };
   stopNetworkService(slot: Slot): void;
   startNetworkService(slot: Slot): void;
@@ -62,7 +63,9 @@ export class ChainNemesis {
     private readonly rng: Rng,
   ) {}
 
+  /** Starts acting (again) on the world's current scope. */
   start(): void {
+    this.stopped = false;
     this.scheduleNext();
   }
 
@@ -302,7 +305,7 @@ export class ChainNemesis {
       w.note(`nemesis: admin ${what}: validators [${current}] -> [${next}]`);
       w.setValidators(next);
     };
-    switch (this.rng.weighted([3, 3, 3, 1, 2, 1, 3])) {
+    switch (this.rng.weighted([3, 2, 5, 1, 2, 1, 2])) {
       case 0:
         if (others.length > 0 && current.length < 5) change([...current, this.rng.pick(others)].sort((a, b) => a - b), "adds a validator");
         return;
@@ -313,7 +316,16 @@ export class ChainNemesis {
         }
         return;
       case 2:
-        if (leader !== undefined && current.includes(leader.index) && current.length > 1) change(current.filter((i) => i !== leader.index), "removes the leader");
+        if (leader !== undefined && current.includes(leader.index) && current.length > 1) {
+          change(current.filter((i) => i !== leader.index), "removes the leader");
+          // The leader hands over with one MsgTimeoutNow: often on a network that loses some.
+          if (this.rng.chance(0.5)) {
+            const d = this.rng.range(200, 1_000);
+            w.note(`nemesis: the network loses most messages during the hand-over, for ${d} ms`);
+            w.fabric.lossyBurst(true, 0.6);
+            this.later(d, () => w.fabric.lossyBurst(false));
+          }
+        }
         return;
       case 3:
         if (current.length > 1) change([this.rng.pick(current)], "shrinks to one");

@@ -27,13 +27,15 @@ import { PING_HEIGHT, tryDecodeChainConfig } from "../../../src/node/chain-confi
 import type { ControllerClient } from "../../../src/node/controller.ts";
 import { ConsensusNode } from "../../../src/node/node.ts";
 import type { Random } from "../../../src/node/ports.ts";
+import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
+import type { RaftTestBug } from "../../../src/raft/config.ts";
 import { EnvelopeError, parseEnvelope } from "../../../src/peer/envelope.ts";
 import type { NetworkOutlet } from "../../../src/peer/transport.ts";
 import { SqliteStorage } from "../../../src/storage/sqlite.ts";
 import type { RegistrationTarget } from "../../../src/node/registration.ts";
 import type { SimClock } from "../../support/sim-clock.ts";
 import type { ChainChecker } from "./checker.ts";
-import { Scope, SimPort, simCall } from "./rpc.ts";
+import { LOOPBACK, Link, Scope, SimPort, simCall } from "./rpc.ts";
 import { WatchedStorage } from "./storage.ts";
 
 /** consensus.ConsensusService and NetworkMsgHandlerService, as the production server answers them. */
@@ -82,8 +84,9 @@ export interface ProcessHost {
   random(): Random;
   /** One-way latency of a consensus <-> controller call. */
   controllerLatency(slot: Slot): number;
-  /** Test-only node defects to build the node with. */
-  readonly testBugs: ReadonlySet<string>;
+  /** Known defects to build the node (and its Raft core) with. */
+  readonly nodeBugs: ReadonlySet<NodeTestBug>;
+  readonly raftBugs: ReadonlySet<RaftTestBug>;
   /** The process stopped by itself (fatal error) or was stopped. */
   exited(p: ConsensusProcess, how: string): void;
   /** A SIGTERM stop overran its bound. */
@@ -93,7 +96,6 @@ export interface ProcessHost {
 }
 
 const OK = (): StatusCode => create(StatusCodeSchema, { code: 0 });
-const LOCAL = () => 0;
 /** How long a stopping leader waits for another node to take over (service.ts). */
 export const HAND_OFF_MS = 1_000;
 /** The service exits with status 1 when a stop takes longer (main.ts). */
@@ -124,8 +126,10 @@ export class ConsensusProcess {
 
     const scope = this.scope;
     const i = slot.index;
+    // One connection to the controller per process, as the gRPC client keeps one.
+    const toControllerLink = new Link(() => host.controllerLatency(slot));
     const toController = <T>(invoke: (h: ControllerService, call: { signal: AbortSignal; clientName?: string }) => Promise<T>, o?: { timeoutMs?: number; signal?: AbortSignal }) =>
-      simCall(scope, slot.controllerPort, () => host.controllerLatency(slot), invoke, { timeoutMs: o?.timeoutMs, signal: o?.signal, clientName: "consensus" });
+      simCall(scope, slot.controllerPort, toControllerLink, invoke, { timeoutMs: o?.timeoutMs, signal: o?.signal, clientName: "consensus" });
     const controller: ControllerClient = {
       getProposal: (_req, o) => toController((h, call) => h.getProposal(call), o).then((r) => clone(ProposalResponseSchema, r)),
       checkProposal: (p, o) => {
@@ -146,7 +150,7 @@ export class ConsensusProcess {
       },
     };
     const toNetwork = <T>(invoke: (h: NetworkServiceHandlers, call: { signal: AbortSignal; clientName?: string }) => T | Promise<T>, o?: { timeoutMs?: number; signal?: AbortSignal }) =>
-      simCall(scope, slot.networkPort, LOCAL, invoke, { timeoutMs: o?.timeoutMs, signal: o?.signal, clientName: "consensus" });
+      simCall(scope, slot.networkPort, LOOPBACK, invoke, { timeoutMs: o?.timeoutMs, signal: o?.signal, clientName: "consensus" });
     const network: NetworkOutlet & RegistrationTarget = {
       sendMsg: (m) => toNetwork((h, call) => h.sendMsg(clone(NetworkMsgSchema, m), call)),
       broadcast: (m) => toNetwork((h, call) => h.broadcast(clone(NetworkMsgSchema, m), call)),
@@ -164,7 +168,8 @@ export class ConsensusProcess {
       fatal: (e) => {
         if (this.state !== "down") host.fatal(this, e);
       },
-      ...({ testBugs: host.testBugs } as object),
+      testBugs: host.nodeBugs,
+      raftTestBugs: host.raftBugs,
     });
     // Every raft message the node hands to its transport, with what its storage holds right then.
     const transport = this.node.transport;

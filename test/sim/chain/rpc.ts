@@ -131,6 +131,31 @@ export class SimPort<H> {
   }
 }
 
+/**
+ * One direction of a connection. What is sent on it arrives in order (HTTP/2 over one TCP
+ * connection): a slow moment delays everything behind it, nothing overtakes.
+ */
+export class Pipe {
+  private last = 0;
+
+  /** When something sent now with `latency` arrives. */
+  arrival(now: number, latency: number): number {
+    this.last = Math.max(now + latency, this.last);
+    return this.last;
+  }
+}
+
+/** A connection between a caller and a port: its latency and its two directions. */
+export class Link {
+  readonly request = new Pipe();
+  readonly response = new Pipe();
+
+  constructor(readonly latency: () => number) {}
+}
+
+/** A loopback connection without latency: requests and answers pass in the same moment. */
+export const LOOPBACK = new Link(() => 0);
+
 export interface CallOptions {
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
@@ -141,23 +166,26 @@ export interface CallOptions {
 export const DEFAULT_DEADLINE_MS = 10_000;
 
 /**
- * One unary call from `caller` to whatever serves on `port`. `latency()` gives each one-way trip
- * (0: same moment, no timer). The handler gets an IncomingCall whose signal aborts when the caller
- * gives up (deadline, cancellation) or dies.
+ * One unary call from `caller` to whatever serves on `port` over `link` (each one-way trip takes
+ * `link.latency()`, in order on its pipe; 0 is the same moment, without a timer). The handler gets
+ * an IncomingCall whose signal aborts when the caller gives up (deadline, cancellation) or dies.
  */
 export function simCall<H, T>(
   caller: Scope,
   port: SimPort<H>,
-  latency: () => number,
+  link: Link,
   invoke: (h: H, call: IncomingCall) => T | Promise<T>,
   opts: CallOptions = {},
 ): Promise<T> {
   const base = caller.base;
-  const hop = (fn: () => void) => {
-    const ms = latency();
-    if (ms <= 0) queueMicrotask(fn);
-    else base.after(ms, fn);
+  const trip = (pipe: Pipe, fn: () => void) => {
+    const ms = link.latency();
+    if (ms <= 0 && link === LOOPBACK) return queueMicrotask(fn);
+    const now = base.now();
+    base.after(pipe.arrival(now, Math.max(0, ms)) - now, fn);
   };
+  const hop = (fn: () => void) => trip(link.request, fn);
+  const back = (fn: () => void) => trip(link.response, fn);
   return new Promise<T>((resolve, reject) => {
     if (opts.signal?.aborted) return reject(ConnectError.from(opts.signal.reason, Code.Canceled));
     if (!caller.alive) return;
@@ -183,7 +211,7 @@ export function simCall<H, T>(
     hop(() => {
       if (settled) return;
       const served = port.enter();
-      if (served === undefined) return hop(() => fail(Code.Unavailable, `${port.name}: connection refused`));
+      if (served === undefined) return back(() => fail(Code.Unavailable, `${port.name}: connection refused`));
       untrack = port.track(() => fail(Code.Unavailable, `${port.name}: connection closed`));
       let result: Promise<T>;
       try {
@@ -192,7 +220,7 @@ export function simCall<H, T>(
         result = Promise.reject(e);
       }
       const answer = (f: () => void) =>
-        hop(() => {
+        back(() => {
           if (!port.still(served.epoch)) fail(Code.Unavailable, `${port.name}: connection closed`);
           else settle(f);
         });

@@ -1,10 +1,11 @@
 // The chain simulator: N real ConsensusNodes (RaftPeer, Committer, Proposer, Supervisor,
 // membership, transport, registration) on one simulated clock, each with SqliteStorage in its own
 // tmpfs dir, next to the devchain's controller and network emulators on simulated edges. One seed
-// decides everything. A run has a safety phase (`steps` steps with the nemesis on, every invariant
-// checked after every step) and a liveness phase (faults stop: network healed, every process and
-// controller up and answering; every validator's controller must then grow by 3 blocks within a
-// bound of simulated time). A step is one timer of the simulated clock with everything it caused.
+// decides everything. A run is rounds of faults (the nemesis on for a drawn stretch of simulated
+// time), each followed by a calm period (faults stop: network healed, every process and controller
+// up and answering) in which every validator's controller must grow by 3 blocks within a bound;
+// `steps` counts the steps under faults. Every invariant is checked after every step. A step is
+// one timer of the simulated clock with everything it caused.
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,11 +21,14 @@ import { SimClock } from "../../support/sim-clock.ts";
 import { serviceConfig } from "../../support/service-config.ts";
 import { Rng } from "../rng.ts";
 import { Trace } from "../trace.ts";
+import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
+import type { RaftTestBug } from "../../../src/raft/config.ts";
+import { switchesOf } from "./bugs.ts";
 import { ChainChecker, type ChainInvariant, Violation } from "./checker.ts";
 import { ChainNemesis, type NemesisWorld } from "./nemesis.ts";
 import { type ChainParams, describeParams, drawParams } from "./params.ts";
 import { ConsensusProcess, type ProcessHost, Slot } from "./process.ts";
-import { Scope, simCall } from "./rpc.ts";
+import { LOOPBACK, Link, Scope, simCall } from "./rpc.ts";
 
 export interface ChainSimOptions {
   seed: number;
@@ -56,10 +60,12 @@ export interface ChainStats {
   /** Highest controller height at the end. */
   height: number;
   leaders: number;
+  /** Rounds of faults (each followed by a calm period). */
+  rounds: number;
   nemesisActions: number;
   kills: number;
   restarts: number;
-  /** Simulated ms the liveness phase took. */
+  /** The longest recovery after a round of faults (simulated ms). */
   livenessMs: number;
 }
 
@@ -78,6 +84,10 @@ export interface ChainResult {
 export const LIVENESS_MS = 120_000;
 /** Block timestamps: simulated time from this wall time. */
 const EPOCH_MS = 1_800_000_000_000;
+/** How long one round of faults lasts (simulated ms), drawn per round. */
+const CHAOS_MS = [5_000, 15_000, 30_000, 60_000];
+/** A controller's power loss takes blocks it appended this recently (up to the k the nemesis asks for). */
+const UNFLUSHED_MS = 5_000;
 /** The kubelet restarts a process that exited by itself after this long. */
 const RESTART_BACKOFF_MS = 1_000;
 
@@ -113,7 +123,8 @@ export class ChainSim implements ProcessHost {
   readonly group = new ControllerGroup();
   readonly fabric: NetworkFabric;
   readonly checker: ChainChecker;
-  readonly testBugs: ReadonlySet<string>;
+  readonly nodeBugs: ReadonlySet<NodeTestBug>;
+  readonly raftBugs: ReadonlySet<RaftTestBug>;
   private readonly rootDir: string;
   private readonly nemesisRng: Rng;
   private readonly processRng: Rng;
@@ -130,7 +141,7 @@ export class ChainSim implements ProcessHost {
   private steps = 0;
   private livenessSteps = 0;
   private uncaught: unknown[] = [];
-  private readonly stats: ChainStats = { height: 0, leaders: 0, nemesisActions: 0, kills: 0, restarts: 0, livenessMs: 0 };
+  private readonly stats: ChainStats = { height: 0, leaders: 0, rounds: 0, nemesisActions: 0, kills: 0, restarts: 0, livenessMs: 0 };
   private lastLeader = new Map<number, bigint>();
 
   constructor(readonly opts: ChainSimOptions) {
@@ -140,7 +151,9 @@ export class ChainSim implements ProcessHost {
     this.processRng = root.fork();
     this.latencyRng = root.fork();
     const fabricRng = root.fork();
-    this.testBugs = new Set(opts.bugs ?? []);
+    const bugs = switchesOf(opts.bugs ?? []);
+    this.nodeBugs = bugs.node;
+    this.raftBugs = bugs.raft;
     this.trace = new Trace(Math.max(64, opts.traceLines ?? 60));
     this.rootDir = mkdtempSync(join(tmpRoot(), `chain-sim-${opts.seed}-`));
     this.nemesisScope = new Scope(this.clock, "nemesis");
@@ -161,6 +174,8 @@ export class ChainSim implements ProcessHost {
       const dir = join(this.rootDir, `node${i}`);
       mkdirSync(dir, { recursive: true });
       const slot = new Slot(i, `node${i}`, addresses[i], peerIdFromAddress(addresses[i]), dir);
+      // The controller's one connection to its consensus.
+      const toConsensus = new Link(() => this.controllerLatency(slot));
       slot.controller = new ControllerEmulator({
         name: `controller${i}`,
         address: addresses[i],
@@ -172,9 +187,9 @@ export class ChainSim implements ProcessHost {
         edge: {
           consensus: {
             reconfigure: (cfg, signal) =>
-              simCall(this.wires, slot.consensusPort, () => this.controllerLatency(slot), (h) => h.reconfigure(cfg), { signal, timeoutMs: 5_000, clientName: "controller" }),
+              simCall(this.wires, slot.consensusPort, toConsensus, (h) => h.reconfigure(cfg), { signal, timeoutMs: 5_000, clientName: "controller" }),
             checkBlock: (pwp, signal) =>
-              simCall(this.wires, slot.consensusPort, () => this.controllerLatency(slot), (h) => h.checkBlock(pwp), { signal, timeoutMs: 5_000, clientName: "controller" }),
+              simCall(this.wires, slot.consensusPort, toConsensus, (h) => h.checkBlock(pwp), { signal, timeoutMs: 5_000, clientName: "controller" }),
           },
           serve: async (service) => slot.controllerPort.serve(service),
         },
@@ -312,9 +327,13 @@ export class ChainSim implements ProcessHost {
         if (slot.process?.state === "up") void slot.process.terminate();
       },
       powerLoss: (slot, blocks) => {
+        // Without a WAL a controller loses what its storage had not flushed: blocks of the last
+        // moments, never old ones.
         const c = slot.controller;
-        this.checker.onControllerLoss(slot.index, Math.max(0, c.height - blocks));
-        void c.powerLoss(blocks);
+        let recent = 0;
+        while (recent < blocks && recent < c.height && c.block(c.height - recent)!.appendedAt >= this.clock.now() - UNFLUSHED_MS) recent++;
+        this.checker.onControllerLoss(slot.index, c.height - recent);
+        void c.powerLoss(recent);
       },
       wipeAll: () => this.wipeAll(),
       validators: () => [...this.targetValidators],
@@ -334,9 +353,9 @@ export class ChainSim implements ProcessHost {
         partition: (...g) => f.partition(...g),
         block: (a, b) => f.block(a, b),
         heal: () => f.heal(),
-        lossyBurst: (on) => {
+        lossyBurst: (on, loss = 0.3) => {
           f.clearLinkFaults();
-          f.setLinkFault(on ? { delayMs: this.params.netDelayMs, jitterMs: 200, loss: 0.3, duplicate: 0.2 } : this.calmLinks());
+          f.setLinkFault(on ? { delayMs: this.params.netDelayMs, jitterMs: 200, loss, duplicate: 0.2 } : this.calmLinks());
         },
       },
       stopNetworkService: (slot) => slot.endpoint.stop(),
@@ -384,7 +403,7 @@ export class ChainSim implements ProcessHost {
         address: s.address,
         edge: {
           deliver: async (msg, signal) => {
-            await simCall(this.wires, s.consensusPort, () => 0, (h) => h.processNetworkMsg(msg), { signal, timeoutMs: 5_000, clientName: "network" });
+            await simCall(this.wires, s.consensusPort, LOOPBACK, (h) => h.processNetworkMsg(msg), { signal, timeoutMs: 5_000, clientName: "network" });
           },
           serve: async (h) => s.networkPort.serve(h),
         },
@@ -425,6 +444,40 @@ export class ChainSim implements ProcessHost {
     if (v !== undefined) throw v;
   }
 
+  /** A round of faults begins. */
+  private startFaults(): void {
+    this.phase = "safety";
+    this.nemesisScope = new Scope(this.clock, "nemesis");
+    this.fabric.clearLinkFaults();
+    this.fabric.setLinkFault(this.calmLinks());
+    this.note(`round ${this.stats.rounds}: faults on`);
+    this.nemesis.start();
+  }
+
+  /** After the faults: every validator's controller grows by 3 blocks, every lost block comes back. */
+  private async calm(): Promise<void> {
+    const start = this.clock.now();
+    const base = this.slots.map((s) => s.controller.height);
+    const done = () => this.validatorSlots().every((s) => s.controller.height >= base[s.index] + 3) && this.checker.missingLostBlocks().length === 0;
+    while (!done()) {
+      if (this.clock.now() - start > LIVENESS_MS) {
+        const behind = this.validatorSlots()
+          .filter((s) => s.controller.height < base[s.index] + 3)
+          .map((s) => `${s.controller.name} ${base[s.index]} -> ${s.controller.height}`);
+        this.checker.fail(
+          "liveness",
+          `${LIVENESS_MS / 1000} s after the faults stopped: ${[...behind, ...this.checker.missingLostBlocks()].join("; ")} (validators must grow by 3 blocks)`,
+        );
+        const v = this.checker.violation;
+        if (v !== undefined) throw v;
+        return;
+      }
+      this.livenessSteps++;
+      await this.step();
+    }
+    this.stats.livenessMs = Math.max(this.stats.livenessMs, Math.round(this.clock.now() - start));
+  }
+
   /** Faults stop: network healed, every service up and answering, the nemesis gone. */
   private endFaults(): void {
     this.nemesis.stop();
@@ -458,32 +511,18 @@ export class ChainSim implements ProcessHost {
     try {
       await this.setup();
       this.note(`seed ${this.opts.seed}: ${describeParams(this.params)}`);
-      this.nemesis.start();
+      // Rounds of faults, each followed by a calm period in which the chain must grow again.
       while (this.steps < this.opts.steps) {
-        this.steps++;
-        await this.step();
-      }
-      this.endFaults();
-      const start = this.clock.now();
-      const base = this.slots.map((s) => s.controller.height);
-      const done = () => this.validatorSlots().every((s) => s.controller.height >= base[s.index] + 3) && this.checker.missingLostBlocks().length === 0;
-      while (!done()) {
-        if (this.clock.now() - start > LIVENESS_MS) {
-          const behind = this.validatorSlots()
-            .filter((s) => s.controller.height < base[s.index] + 3)
-            .map((s) => `${s.controller.name} ${base[s.index]} -> ${s.controller.height}`);
-          this.checker.fail(
-            "liveness",
-            `${LIVENESS_MS / 1000} s after the faults stopped: ${[...behind, ...this.checker.missingLostBlocks()].join("; ")} (validators must grow by 3 blocks)`,
-          );
-          const v = this.checker.violation;
-          if (v !== undefined) throw v;
-          break;
+        this.stats.rounds++;
+        this.startFaults();
+        const until = this.clock.now() + this.nemesisRng.pick(CHAOS_MS);
+        while (this.steps < this.opts.steps && this.clock.now() < until) {
+          this.steps++;
+          await this.step();
         }
-        this.livenessSteps++;
-        await this.step();
+        this.endFaults();
+        await this.calm();
       }
-      this.stats.livenessMs = Math.round(this.clock.now() - start);
     } catch (e) {
       if (!(e instanceof Violation)) throw e;
       violation = e;
