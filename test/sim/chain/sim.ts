@@ -232,7 +232,8 @@ export class ChainSim implements ProcessHost {
       reporters: [
         {
           log: (o: LogObject) => {
-            const text = () => `${o.tag ? `${name}/${o.tag}` : name} ${o.type}: ${formatFields(o.args)}`;
+            // The run's directory has a random name: reports show it as <data> so that replays match.
+            const text = () => `${o.tag ? `${name}/${o.tag}` : name} ${o.type}: ${formatFields(o.args)}`.replaceAll(this.rootDir, "<data>");
             trace.add(text);
             if (typeof o.args[0] === "string") trace.fold(strHash(o.args[0]));
             if (verbose) verbose(`#${trace.step} t=${trace.time} ${text()}`);
