@@ -6,8 +6,7 @@
 // up and answering) in which every validator's controller must grow by 3 blocks within a bound;
 // `steps` counts the steps under faults. Every invariant is checked after every step. A step is
 // one timer of the simulated clock with everything it caused.
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
@@ -15,14 +14,14 @@ import type { Config } from "../../../src/config/types.ts";
 import { ControllerEmulator, ControllerGroup } from "../../../src/devchain/controller.ts";
 import { deriveAddress, originOf } from "../../../src/devchain/identity.ts";
 import { NetworkFabric } from "../../../src/devchain/network.ts";
+import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
 import { peerIdFromAddress } from "../../../src/peer/peer-id.ts";
+import type { RaftTestBug } from "../../../src/raft/config.ts";
 import { StateRole } from "../../../src/raft/raft.ts";
 import { SimClock } from "../../support/sim-clock.ts";
 import { serviceConfig } from "../../support/service-config.ts";
 import { Rng } from "../rng.ts";
 import { Trace } from "../trace.ts";
-import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
-import type { RaftTestBug } from "../../../src/raft/config.ts";
 import { switchesOf } from "./bugs.ts";
 import { ChainChecker, type ChainInvariant, Violation } from "./checker.ts";
 import { ChainNemesis, type NemesisWorld } from "./nemesis.ts";
@@ -32,9 +31,9 @@ import { LOOPBACK, Link, Scope, simCall } from "./rpc.ts";
 
 export interface ChainSimOptions {
   seed: number;
-  /** Steps of the safety phase. */
+  /** Steps under faults (the rounds of faults end once they are spent). */
   steps: number;
-  /** Test-only node defects to build every node with (see --bug). */
+  /** Known defects to build every node with (see --bug). */
   bugs?: readonly string[];
   /** Invariants not to enforce. */
   skipInvariants?: readonly string[];
