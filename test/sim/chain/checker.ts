@@ -9,7 +9,7 @@ import { toHex } from "../../../src/devchain/identity.ts";
 import { MAX_QUEUED_ENTRIES } from "../../../src/node/committer.ts";
 import type { ConsensusNode } from "../../../src/node/node.ts";
 import { StateRole } from "../../../src/raft/raft.ts";
-import { PROGRESS_STATE_NAMES, ProgressState } from "../../../src/raft/tracker/progress.ts";
+import { type AppendResponse, type StaleRejection, staleRejectionActedOn, staleRejectionBefore } from "../checker.ts";
 import type { DurableView } from "./storage.ts";
 
 export const CHAIN_INVARIANTS = [
@@ -60,14 +60,6 @@ interface CommitView {
 interface Acks {
   vote?: { term: number; to: bigint };
   append?: { term: number; index: number };
-}
-
-/** A leader's progress of a follower before it steps a rejection raft-rs 0.7 calls stale. */
-export interface StaleRejection {
-  term: number;
-  matched: number;
-  next: number;
-  state: ProgressState;
 }
 
 export class ChainChecker {
@@ -275,32 +267,29 @@ export class ChainChecker {
 
   /**
    * Before node `i` steps `m`: if `m` is an append rejection that raft-rs 0.7 calls stale, the
-   * leader's progress of its sender. raft-rs's rule (Progress::maybe_decr_to): in Replicate, a
-   * rejection at or below the match index is stale; in Probe or Snapshot, one that does not answer
-   * the probe outstanding (index = next - 1) is; a snapshot request never is.
+   * leader's progress of its sender (the rule of the core-level simulator, staleRejectionBefore).
    */
   staleRejection(node: ConsensusNode | undefined, m: PbMessage): StaleRejection | undefined {
-    if (m.msgType !== MessageType.MsgAppendResponse || !m.reject || m.requestSnapshot !== 0n) return undefined;
-    const raft = node?.peer?.node.raft;
-    if (raft === undefined || raft.state !== StateRole.Leader || Number(m.term) !== raft.term) return undefined;
-    const pr = raft.prs.get(m.from);
-    if (pr === undefined) return undefined;
-    const index = Number(m.index);
-    const stale = pr.state === ProgressState.Replicate ? index <= pr.matched : index !== pr.nextIdx - 1;
-    return stale ? { term: raft.term, matched: pr.matched, next: pr.nextIdx, state: pr.state } : undefined;
+    if (m.msgType !== MessageType.MsgAppendResponse || !m.reject) return undefined;
+    return staleRejectionBefore(node?.peer?.node, appendResponse(m));
   }
 
   /** After node `i` stepped a stale rejection: the leader's progress of the sender is as it was. */
   checkStaleRejection(i: number, node: ConsensusNode | undefined, m: PbMessage, before: StaleRejection): void {
-    const raft = node?.peer?.node.raft;
-    if (raft === undefined || raft.state !== StateRole.Leader || raft.term !== before.term) return;
-    const pr = raft.prs.get(m.from);
-    if (pr === undefined || (pr.matched === before.matched && pr.nextIdx === before.next && pr.state === before.state)) return;
-    const show = (matched: number, next: number, state: ProgressState) => `{match ${matched}, next ${next}, ${PROGRESS_STATE_NAMES[state]}}`;
-    this.fail(
-      "stale rejection ignored",
-      `leader ${this.names[i]} of term ${raft.term} acted on a stale rejection from ${m.from} (index ${m.index}, hint ${m.rejectHint}): ` +
-        `${show(before.matched, before.next, before.state)} became ${show(pr.matched, pr.nextIdx, pr.state)}`,
-    );
+    const moved = staleRejectionActedOn(node?.peer?.node, appendResponse(m), before);
+    if (moved !== undefined) this.fail("stale rejection ignored", `leader ${this.names[i]} of term ${before.term} ${moved}`);
   }
+}
+
+/** The fields the stale-rejection rule reads, as numbers. */
+function appendResponse(m: PbMessage): AppendResponse {
+  return {
+    msgType: m.msgType,
+    reject: m.reject,
+    requestSnapshot: Number(m.requestSnapshot),
+    term: Number(m.term),
+    from: m.from,
+    index: Number(m.index),
+    rejectHint: Number(m.rejectHint),
+  };
 }
