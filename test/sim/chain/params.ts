@@ -17,6 +17,8 @@ export interface ChainParams {
   controllerLatencyMs: number;
   controllerSlowMs: number;
   controllerSlowChance: number;
+  /** Each controller's wall clock is off by up to this much (block timestamps, CheckProposal). */
+  clockSkewMs: number;
   /** Network links: delay, jitter, loss and duplication while no fault says otherwise. */
   netDelayMs: number;
   netJitterMs: number;
@@ -53,6 +55,7 @@ export function drawParams(rng: Rng): ChainParams {
     controllerLatencyMs: rng.range(0, 10),
     controllerSlowMs: rng.pick([200, 1000, 6000]),
     controllerSlowChance: rng.pick([0, 0, 0.01, 0.05]),
+    clockSkewMs: rng.pick([0, 0, 20, 500]),
     netDelayMs: rng.range(1, 20),
     netJitterMs: rng.range(0, 30),
     netLoss: rng.pick([0, 0, 0.01, 0.05, 0.1]),
@@ -86,7 +89,7 @@ export function describeParams(p: ChainParams): string {
   return (
     `${p.nodes} nodes, validators [${p.validators.join(",")}], interval ${p.blockInterval}s, tick ${p.tickMs}ms ` +
     `hb ${p.heartbeatTick} el ${p.electionTick}${p.preVote ? " prevote" : ""}${p.checkQuorum ? " checkquorum" : ""}, ` +
-    `controller ${p.controllerLatencyMs}ms (slow ${p.controllerSlowMs}ms x${p.controllerSlowChance}), ` +
+    `controller ${p.controllerLatencyMs}ms (slow ${p.controllerSlowMs}ms x${p.controllerSlowChance}, clocks ±${p.clockSkewMs}ms), ` +
     `net ${p.netDelayMs}±${p.netJitterMs}ms loss ${p.netLoss} dup ${p.netDuplicate} ${p.routing}, ` +
     `faults every ~${p.faultGapMs}ms [${w}]`
   );

@@ -173,6 +173,7 @@ export class ChainSim implements ProcessHost {
       const dir = join(this.rootDir, `node${i}`);
       mkdirSync(dir, { recursive: true });
       const slot = new Slot(i, `node${i}`, addresses[i], peerIdFromAddress(addresses[i]), dir);
+      const skew = p.clockSkewMs === 0 ? 0 : this.latencyRng.range(-p.clockSkewMs, p.clockSkewMs);
       // The controller's one connection to its consensus.
       const toConsensus = new Link(() => this.controllerLatency(slot));
       slot.controller = new ControllerEmulator({
@@ -181,7 +182,7 @@ export class ChainSim implements ProcessHost {
         genesis,
         group: this.group,
         clock: this.clock,
-        wallClock: () => EPOCH_MS + Math.floor(this.clock.now()),
+        wallClock: () => EPOCH_MS + skew + Math.floor(this.clock.now()),
         log: this.log(`controller${i}`),
         edge: {
           consensus: {
@@ -560,7 +561,8 @@ export class ChainSim implements ProcessHost {
       const p = s.process;
       const peer = s.up ? p!.node.peer : undefined;
       const st = peer?.status();
-      const raft = st ? ` ${["follower", "candidate", "LEADER", "pre-candidate"][st.role]} term=${st.term} commit=${st.commit} applied=${st.applied} height=${st.height} voters=[${st.voters.join(",")}]` : "";
+      const conf = st ? `voters=[${st.voters.join(",")}]${st.votersOutgoing.length > 0 ? `&&[${st.votersOutgoing.join(",")}]` : ""}${st.learners.length > 0 ? ` learners=[${st.learners.join(",")}]` : ""}` : "";
+      const raft = st ? ` ${["follower", "candidate", "LEADER", "pre-candidate"][st.role]} term=${st.term} commit=${st.commit} applied=${st.applied} height=${st.height} ${conf}` : "";
       return (
         `${s.name} (${s.id}) consensus ${p ? `#${p.incarnation} ${p.state}` : "never started"}${raft}; ` +
         `${c.name} ${c.running ? (c.serving ? "serving" : "starting") : "down"} height=${c.height}${c.syncing ? " syncing" : ""}; ` +
