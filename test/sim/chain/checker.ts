@@ -26,6 +26,7 @@ export const CHAIN_INVARIANTS = [
   "no fatal error",
   "no uncaught error",
   "stop within bound",
+  "no storm",
   "liveness",
 ] as const;
 export type ChainInvariant = (typeof CHAIN_INVARIANTS)[number];

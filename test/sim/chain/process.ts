@@ -82,7 +82,7 @@ export interface ProcessHost {
   readonly log: (name: string) => ConsolaInstance;
   /** A fresh seeded generator for one incarnation. */
   random(): Random;
-  /** One-way latency of a consensus <-> controller call. */
+  /** One-way latency of a consensus <-> controller call (never 0). */
   controllerLatency(slot: Slot): number;
   /** Known defects to build the node (and its Raft core) with. */
   readonly nodeBugs: ReadonlySet<NodeTestBug>;

@@ -83,6 +83,8 @@ export interface ChainResult {
 export const LIVENESS_MS = 120_000;
 /** Block timestamps: simulated time from this wall time. */
 const EPOCH_MS = 1_800_000_000_000;
+/** Steps in one simulated second beyond which the run is a storm (the busiest seeds stay far below). */
+const STORM_STEPS = 50_000;
 /** How long one round of faults lasts (simulated ms), drawn per round. */
 const CHAOS_MS = [5_000, 15_000, 30_000, 60_000];
 /** A controller's power loss takes blocks it appended this recently (up to the k the nemesis asks for). */
@@ -133,7 +135,7 @@ export class ChainSim implements ProcessHost {
   private readonly kubelet: Scope;
   private readonly wires: Scope;
   private readonly holdUntil: number[];
-  private readonly slowUntilCleared: (number | undefined)[];
+  private readonly slowLink: (number | undefined)[];
   private readonly closedControllerPorts = new Set<number>();
   private targetValidators: number[];
   private phase: "safety" | "liveness" = "safety";
@@ -142,6 +144,8 @@ export class ChainSim implements ProcessHost {
   private uncaught: unknown[] = [];
   private readonly stats: ChainStats = { height: 0, leaders: 0, rounds: 0, nemesisActions: 0, kills: 0, restarts: 0, livenessMs: 0 };
   private lastLeader = new Map<number, bigint>();
+  private stormSecond = -1;
+  private stormSteps = 0;
 
   constructor(readonly opts: ChainSimOptions) {
     const root = new Rng(opts.seed);
@@ -161,7 +165,7 @@ export class ChainSim implements ProcessHost {
     const p = this.params;
     this.targetValidators = [...p.validators];
     this.holdUntil = new Array(p.nodes).fill(0);
-    this.slowUntilCleared = new Array(p.nodes).fill(undefined);
+    this.slowLink = new Array(p.nodes).fill(undefined);
     this.fabric = new NetworkFabric({ rng: () => fabricRng.float(), clock: this.clock, routing: p.routing, log: this.log("network") });
     this.fabric.setLinkFault(this.calmLinks());
     let addresses = Array.from({ length: p.nodes }, (_, i) => deriveAddress(`chain-sim:${opts.seed}`, i));
@@ -248,11 +252,17 @@ export class ChainSim implements ProcessHost {
     return { next: () => r.float() };
   }
 
-  controllerLatency(slot?: Slot): number {
+  /**
+   * One way of a consensus <-> controller call. Never 0: a controller takes time to build, check
+   * and execute a block, and a chain of instantaneous calls would commit blocks without simulated
+   * time ever moving.
+   */
+  controllerLatency(slot: Slot): number {
     const p = this.params;
-    if (slot !== undefined && this.slowUntilCleared[slot.index] !== undefined) return this.slowUntilCleared[slot.index]!;
+    const slow = this.slowLink[slot.index];
+    if (slow !== undefined) return slow;
     if (p.controllerSlowChance > 0 && this.latencyRng.chance(p.controllerSlowChance)) return p.controllerSlowMs;
-    return p.controllerLatencyMs === 0 ? 0 : this.latencyRng.range(0, p.controllerLatencyMs);
+    return this.latencyRng.range(1, Math.max(1, p.controllerLatencyMs));
   }
 
   exited(p: ConsensusProcess, how: string): void {
@@ -348,7 +358,7 @@ export class ChainSim implements ProcessHost {
         this.note(`  takes effect at height ${at}`);
       },
       slowController: (slot, ms) => {
-        this.slowUntilCleared[slot.index] = ms;
+        this.slowLink[slot.index] = ms;
       },
       fabric: {
         partition: (...g) => f.partition(...g),
@@ -426,6 +436,7 @@ export class ChainSim implements ProcessHost {
     }
     this.trace.step = this.steps + this.livenessSteps;
     this.trace.time = Math.round(this.clock.now());
+    this.checkStorm();
     this.trace.fold(Math.round(this.clock.now() * 16), this.clock.fired);
     if (this.uncaught.length > 0) {
       const e = this.uncaught[0];
@@ -479,6 +490,19 @@ export class ChainSim implements ProcessHost {
     this.stats.livenessMs = Math.max(this.stats.livenessMs, Math.round(this.clock.now() - start));
   }
 
+  /**
+   * Simulated time must move: more than STORM_STEPS steps within one simulated second is a storm of
+   * work that feeds itself (in the node, or a loop of instantaneous calls in the simulation).
+   */
+  private checkStorm(): void {
+    const second = Math.floor(this.clock.now() / 1000);
+    if (second !== this.stormSecond) {
+      this.stormSecond = second;
+      this.stormSteps = 0;
+    }
+    if (++this.stormSteps > STORM_STEPS) this.checker.fail("no storm", `more than ${STORM_STEPS} steps within the simulated second from t=${second * 1000} ms`);
+  }
+
   /** Faults stop: network healed, every service up and answering, the nemesis gone. */
   private endFaults(): void {
     this.nemesis.stop();
@@ -488,7 +512,7 @@ export class ChainSim implements ProcessHost {
     this.fabric.clearLinkFaults();
     this.fabric.setLinkFault(this.calmLinks());
     for (const s of this.slots) {
-      this.slowUntilCleared[s.index] = undefined;
+      this.slowLink[s.index] = undefined;
       const c = s.controller;
       c.clearFaults();
       if (!c.running) void c.start();
