@@ -26,9 +26,9 @@ describe("replay", () => {
   }, 60_000);
 });
 
-/** Seeds the CI campaign runs: about two minutes on one core (about 0.17 s a seed). */
-const CI_SEEDS = 600;
-const CHUNKS = 6;
+/** Seeds the CI campaign runs: about two minutes on one core (about 0.12 s a seed). */
+const CI_SEEDS = 1000;
+const CHUNKS = 10;
 
 describe("campaign: every invariant holds, and the chain grows again once the faults stop", () => {
   const done: ChainCampaignSummary[] = [];
