@@ -71,11 +71,13 @@ export class ChainChecker {
   private readonly hashes = new Map<number, { hash: string; at: string }>();
   /** Per controller: heights already compared. */
   private readonly checked: number[];
-  /** Per node: when its controller lost each height (power loss), latest loss. */
+  /** Orders commit answers and losses (several can happen at one simulated moment). */
+  private events = 0;
+  /** Per node: when (event number) its controller lost each height (power loss), latest loss. */
   private readonly lostAt: Map<number, number>[];
   /** Per node: the hash of each block its controller lost and has not got back yet. */
   private readonly lostBlocks: Map<number, string>[];
-  /** Per node: when its consensus last got Success for each height. */
+  /** Per node: when (event number) its consensus last got Success for each height. */
   private readonly committedAt: Map<number, number>[];
   private readonly views: (CommitView | undefined)[];
   private readonly acks: Acks[];
@@ -85,7 +87,6 @@ export class ChainChecker {
   constructor(
     private readonly controllers: readonly ControllerEmulator[],
     private readonly names: readonly string[],
-    private readonly now: () => number,
     skip: readonly string[] = [],
   ) {
     this.skip = new Set(skip);
@@ -131,7 +132,7 @@ export class ChainChecker {
       this.fail(
         "commit once in order",
         `${this.names[i]}#${inc} committed height ${height} after height ${v.top}` +
-          (last === undefined ? "" : ` (height ${height} succeeded before at t=${last})`) +
+          (last === undefined ? "" : ` (height ${height} had succeeded before)`) +
           `, and its controller had not lost it since`,
       );
     }
@@ -142,14 +143,14 @@ export class ChainChecker {
       );
     }
     if (height > v.top) v.top = height;
-    this.committedAt[i].set(height, this.now());
+    this.committedAt[i].set(height, ++this.events);
   }
 
   /** Node `i`'s controller is about to lose its blocks above `height` (a power loss). */
   onControllerLoss(i: number, height: number): void {
     const c = this.controllers[i];
     for (let h = height + 1; h <= c.height; h++) {
-      this.lostAt[i].set(h, this.now());
+      this.lostAt[i].set(h, ++this.events);
       this.lostBlocks[i].set(h, toHex(c.block(h)!.hash));
     }
     this.checked[i] = Math.min(this.checked[i], height);

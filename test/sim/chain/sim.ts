@@ -203,7 +203,6 @@ export class ChainSim implements ProcessHost {
     this.checker = new ChainChecker(
       this.slots.map((s) => s.controller),
       this.slots.map((s) => s.name),
-      () => this.clock.now(),
       opts.skipInvariants,
     );
     this.nemesis = new ChainNemesis(this.nemesisWorld(), this.nemesisRng);
