@@ -1,109 +1,192 @@
-// End-to-end bench of the consensus node: 3 compiled binaries on loopback with the controller and
-// network emulators (test/e2e harness), default storage (fsync per Ready), Raft timers as etcd's
-// defaults (tick 100 ms, heartbeat 1 tick, election 10 ticks: 100 ms / 1000-2000 ms).
-//  1. Block interval 0: blocks per second and consensus latency, per height from the moment the
-//     leader's controller handed out the proposal to the moment the last controller had the block
-//     (and, closer to an etcd put, to the moment the leader's own controller committed it).
-//  2. Failover, several runs each: kill -9 of the leader, and SIGTERM (leader hand-off), timed to
-//     the first block proposed by another node on a survivor's controller.
+// End-to-end bench of the consensus node next to etcd, in one invocation.
 //
-//   bun run bench/e2e.ts [--seconds 30] [--runs 5]
-import { readFileSync } from "node:fs";
+// Ours: a chain of --nodes compiled binaries on loopback with the controller and network emulators
+// (test/e2e harness), default storage (fsync per Ready), block_interval 0 (one block in flight, like
+// one client's sequential puts), Raft timers as etcd's defaults (tick 100 ms, heartbeat 1 tick,
+// election 10 ticks). Every node logs a "block timeline" line per block (CONSENSUS_BLOCK_TIMELINE=1),
+// and latencies come from those lines: from the leader's GetProposal answer to the last node's
+// (and to the leader's own) CommitBlock answer, on the nodes' clocks.
+// etcd: the sequential-put part of ../shared/anchors/etcd/A (3 members of Debian's etcd 3.4 on
+// 127.0.0.1, default flags, one client doing sequential 256 B puts against the leader with the
+// anchor's etcdbench). Installed with apt-get and built on first use; without it, our figures only.
+//
+// Each round runs, for each --nodes value, a fresh chain for --seconds and then one etcd run, so
+// both sides see the same outside load; ratios are per round, then the median and range.
+// Then --failovers runs each of kill -9 and SIGTERM of our leader (a fresh chain of the first
+// --nodes value) and kill -9 of etcd's leader, interleaved.
+//
+//   bun bench/e2e.ts                                  # 3 nodes, 5 rounds of 10 s, 5 failovers each
+//   bun bench/e2e.ts --nodes 3,5,7 --runs 3           # scaling: p50 at 7 over p50 at 3
+//   bun bench/e2e.ts --seconds 5 --runs 1 --failovers 0 --no-etcd   # quick look, ours only
+//   options: --puts 2000 (etcd puts per run)
+//
+// Raw results: one JSON line per measurement in /tmp/e2e-bench/results-<time>.jsonl.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { Health } from "../gen/health_check_pb.ts";
 import { grpcClient } from "../src/devchain/grpc.ts";
 import { E2EChain, median } from "../test/e2e/harness.ts";
+import { EtcdCluster, type EtcdTools, findAnchorDir, prepareEtcd, type SeqResult } from "./lib/etcd-cluster.ts";
+import { type BlockSample, blockSamples, formatSteps, parseTimelines, summarizeSamples } from "./lib/timeline.ts";
 
-const { values: args } = parseArgs({
-  options: { seconds: { type: "string", default: "30" }, runs: { type: "string", default: "5" } },
-});
-const SECONDS = Number(args.seconds);
-const RUNS = Number(args.runs);
+const WORK = "/tmp/e2e-bench";
+const ANCHOR_DIR = findAnchorDir(path.resolve(import.meta.dir, ".."), "etcd/A");
 const ETCD_TIMERS = { tickIntervalInMillis: 100, heartbeatTick: 1, electionTick: 10 };
+const PUT_SIZE = 256;
 
-const quantile = (xs: number[], q: number) => {
+function fail(msg: string, code = 2): never {
+  console.error(`e2e bench: ${msg}`);
+  process.exit(code);
+}
+
+function parse() {
+  try {
+    return parseArgs({
+      options: {
+        seconds: { type: "string", default: "10" },
+        runs: { type: "string", default: "5" },
+        nodes: { type: "string", default: "3" },
+        failovers: { type: "string", default: "5" },
+        puts: { type: "string", default: "2000" },
+        "no-etcd": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+function count(name: string, v: string, min: number): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < min) fail(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+const args = parse();
+if (args.help) {
+  const lines = fs.readFileSync(import.meta.path, "utf8").split("\n");
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith("//"))).join("\n"));
+  process.exit(0);
+}
+const SECONDS = Number(args.seconds);
+if (!(SECONDS > 0)) fail(`--seconds must be a positive number, got ${JSON.stringify(args.seconds)}`);
+const RUNS = count("runs", args.runs, 1);
+const FAILOVERS = count("failovers", args.failovers, 0);
+const PUTS = count("puts", args.puts, 1);
+const NODES = args.nodes.split(",").map((s) => count("nodes", s.trim(), 1));
+
+const quantile = (xs: readonly number[], q: number) => {
+  if (xs.length === 0) return NaN;
+  if (q === 0.5) return median(xs);
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
-const ms = (x: number) => (x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(1));
+const ms = (x: number) => (Number.isNaN(x) ? "n/a" : x >= 100 ? Math.round(x).toLocaleString("en-US") : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const rate = (x: number) => (Number.isNaN(x) ? "n/a" : x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(1));
+const med = (xs: readonly number[]) => (xs.length === 0 ? NaN : median(xs));
 
-interface Throughput {
+function load(): string {
+  return os.loadavg().map((l) => l.toFixed(1)).join(" ");
+}
+
+// ---------------------------------------------------------------- ours
+
+interface OurRun {
+  nodes: number;
+  round: number;
   blocks: number;
   seconds: number;
-  lastNode: number[];
-  leaderOnly: number[];
+  blocksPerS: number;
+  /** Per height: leader's GetProposal answer → last node's / leader's CommitBlock answered (ms). */
+  toLast: number[];
+  toLeader: number[];
+  /** Heights taken from the controller emulators' clock because a node logged no timeline for them (block sync). */
+  fromEmulator: number;
+  /** The same two latencies from the emulators' clock (bench process), for every height: a cross-check. */
+  emulatorToLast: number[];
   synced: number;
-  /** Medians of the leader's steps per block, from its log (ms resolution). */
-  steps: Record<string, number>;
-}
-
-// A block's life on the leader, as its log tells it (the committer and proposer log each step).
-const STEPS = [
-  ["new proposal", "GetProposal answered"],
-  ["pending proposal proposed", "proposed to Raft"],
-  ["checking proposal..", "committed in Raft (replication round)"],
-  ["committing proposal..", "CheckProposal answered"],
-  ["block committed", "CommitBlock answered"],
-] as const;
-
-/** Median time of each step on `leader` for heights in (from, to]; the first step counts from the previous block's commit. */
-function leaderSteps(e: E2EChain, leader: number, from: number, to: number): Record<string, number> {
-  const at = new Map<string, number>();
-  for (const line of e.log(leader).split("\n")) {
-    const m = line.match(/^(\S+) .*?(new proposal|pending proposal proposed|checking proposal\.\.|committing proposal\.\.|block committed) height=(\d+)/);
-    if (m && !at.has(`${m[2]}@${m[3]}`)) at.set(`${m[2]}@${m[3]}`, Date.parse(m[1]));
-  }
-  const out: Record<string, number> = {};
-  for (let k = 0; k < STEPS.length; k++) {
-    const gaps: number[] = [];
-    for (let h = from + 2; h <= to; h++) {
-      const prev = k === 0 ? at.get(`block committed@${h - 1}`) : at.get(`${STEPS[k - 1][0]}@${h}`);
-      const now = at.get(`${STEPS[k][0]}@${h}`);
-      if (prev !== undefined && now !== undefined) gaps.push(now - prev);
-    }
-    if (gaps.length > 0) out[STEPS[k][1]] = median(gaps);
-  }
-  return out;
-}
-
-/** Blocks committed during `seconds` of steady state, with per-height latencies. */
-async function throughput(e: E2EChain): Promise<Throughput> {
-  await e.waitHeight(5);
-  const { index: leader } = await e.leader(e.all());
-  const from = Math.min(...e.chain.heights());
-  const t0 = performance.now();
-  await Bun.sleep(SECONDS * 1000); // the measurement window itself
-  const to = Math.min(...e.chain.heights());
-  const seconds = (performance.now() - t0) / 1000;
-  const lastNode: number[] = [];
-  const leaderOnly: number[] = [];
-  let synced = 0;
-  for (let h = from + 1; h <= to; h++) {
-    const blocks = e.chain.controllers.map((c) => c.block(h)!);
-    const proposer = e.chain.nodes.findIndex((n) => Buffer.from(blocks[0].header.proposer).equals(n.address));
-    const handedOut = e.chain.node(proposer).controller.proposalAnsweredAt(h);
-    if (handedOut === undefined) continue;
-    lastNode.push(Math.max(...blocks.map((b) => b.appendedAt)) - handedOut);
-    leaderOnly.push(blocks[proposer].appendedAt - handedOut);
-    synced += blocks.filter((b) => b.source === "sync").length;
-  }
-  return { blocks: to - from, seconds, lastNode, leaderOnly, synced, steps: leaderSteps(e, leader, from, to) };
+  samples: BlockSample[];
+  rpc: number[];
+  load: string;
 }
 
 /**
  * Sequential health checks on node 0 while the chain runs: the cost of one loopback gRPC round
- * trip at this moment, the unit a block's critical path is made of (about 7 calls: GetProposal,
- * SendMsg + ProcessNetworkMsg for the append and again for its ack, CheckProposal, CommitBlock).
+ * trip at this moment, the unit a block's critical path is made of.
  */
-async function rpcRoundTrip(e: E2EChain): Promise<number[]> {
+async function rpcRoundTrip(e: E2EChain, calls: number): Promise<number[]> {
   const client = grpcClient(Health, e.chain.node(0).ports.grpc, "bench", 5000);
   const out: number[] = [];
-  for (let k = 0; k < 300; k++) {
+  for (let k = 0; k < calls; k++) {
     const t = performance.now();
     await client.check({ service: "" });
     out.push(performance.now() - t);
   }
   return out;
+}
+
+/** The chain running now, for the interrupt handler. */
+let current: E2EChain | undefined;
+
+async function startChain(nodes: number, env?: Record<string, string>): Promise<E2EChain> {
+  current = await E2EChain.start({ nodes, seed: "bench-e2e", blockInterval: 0, raft: ETCD_TIMERS, env });
+  return current;
+}
+
+async function closeChain(e: E2EChain): Promise<void> {
+  await e.close();
+  if (current === e) current = undefined;
+}
+
+async function ours(nodes: number, round: number): Promise<OurRun> {
+  const e = await startChain(nodes, { CONSENSUS_BLOCK_TIMELINE: "1" });
+  try {
+    await e.waitHeight(5, e.all());
+    await e.leader(e.all());
+    const from = Math.min(...e.chain.heights());
+    const t0 = performance.now();
+    await Bun.sleep(SECONDS * 1000); // the measurement window
+    const to = Math.min(...e.chain.heights());
+    const seconds = (performance.now() - t0) / 1000;
+    const rpc = await rpcRoundTrip(e, 100); // also gives the nodes time to log the window's last lines
+    e.chain.assertNoFork();
+
+    const timelines = e.all().flatMap((i) => parseTimelines(i, e.log(i)));
+    const samples = blockSamples(timelines, from + 1, to, nodes);
+    const byHeight = new Map(samples.map((s) => [s.height, s]));
+    const toLast: number[] = [];
+    const toLeader: number[] = [];
+    const emulatorToLast: number[] = [];
+    let fromEmulator = 0;
+    let synced = 0;
+    for (let h = from + 1; h <= to; h++) {
+      const blocks = e.chain.controllers.map((c) => c.block(h)!);
+      synced += blocks.filter((b) => b.source === "sync").length;
+      const proposer = e.chain.nodes.findIndex((n) => Buffer.from(blocks[0].header.proposer).equals(n.address));
+      const handedOut = proposer < 0 ? undefined : e.chain.node(proposer).controller.proposalAnsweredAt(h);
+      const emuLast = handedOut === undefined ? undefined : Math.max(...blocks.map((b) => b.appendedAt)) - handedOut;
+      if (emuLast !== undefined) emulatorToLast.push(emuLast);
+      const s = byHeight.get(h);
+      if (s?.toLast !== undefined && s.toLeader !== undefined) {
+        toLast.push(s.toLast);
+        toLeader.push(s.toLeader);
+      } else if (handedOut !== undefined) {
+        // A node has no timeline for it (it got the block by sync): this height on the emulators' clock.
+        fromEmulator++;
+        toLast.push(emuLast!);
+        toLeader.push(blocks[proposer].appendedAt - handedOut);
+      }
+    }
+    const blocks = to - from;
+    return { nodes, round, blocks, seconds, blocksPerS: blocks / seconds, toLast, toLeader, fromEmulator, emulatorToLast, synced, samples, rpc, load: load() };
+  } finally {
+    await closeChain(e);
+  }
 }
 
 /** One failover: stop the leader (kill -9 or SIGTERM), time the first block by another node, then bring it back. */
@@ -122,50 +205,181 @@ async function failover(e: E2EChain, how: "kill" | "term"): Promise<number> {
   return took;
 }
 
-function load(): string {
+// ---------------------------------------------------------------- run
+
+fs.mkdirSync(WORK, { recursive: true });
+const jsonl = path.join(WORK, `results-${new Date().toISOString().replace(/[:.]/g, "-")}.jsonl`);
+const out = fs.openSync(jsonl, "w");
+const record = (o: Record<string, unknown>) => fs.writeSync(out, JSON.stringify(o) + "\n");
+
+console.log(
+  `e2e bench: ${NODES.join(",")} node(s), block_interval 0, fsync on, tick 100 ms / heartbeat 1 / election 10; ` +
+    `${RUNS} round(s) of ${SECONDS} s per chain size, ${PUTS} etcd puts per round, ${FAILOVERS} failover(s) of each kind`,
+);
+console.log(`start ${new Date().toISOString()}, ${os.cpus().length} cpus (${os.cpus()[0]?.model ?? "?"}), load average ${load()}, bun ${Bun.version}`);
+
+let cluster: EtcdCluster | undefined;
+// Interrupted: stop the chain's processes and the etcd members (ours, by PID) before leaving.
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    console.log(`${sig}: stopping the chain and the etcd members`);
+    void Promise.allSettled([current?.close(), cluster?.stop()]).then(() => process.exit(130));
+  });
+}
+const tools: EtcdTools = args["no-etcd"]
+  ? { ok: false, reason: "skipped (--no-etcd)" }
+  : ANCHOR_DIR === undefined
+    ? { ok: false, reason: "../shared/anchors/etcd/A not found next to the repository" }
+    : prepareEtcd(ANCHOR_DIR, path.join(WORK, "etcd"), (s) => console.log(s));
+if (tools.ok) {
   try {
-    return readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-  } catch {
-    return "?";
+    const started = await EtcdCluster.start(tools, path.join(WORK, "etcd"));
+    cluster = started.cluster;
+    console.log(`etcd anchor: ${tools.version}; 3 members on ${cluster.endpoints.join(", ")}, healthy ${ms(started.startMs)} ms after start`);
+  } catch (e) {
+    console.log(`etcd anchor unavailable: ${(e as Error).message.split("\n")[0]}; our figures only`);
   }
+} else {
+  console.log(`etcd anchor unavailable: ${tools.reason}; our figures only`);
 }
 
-const started = new Date();
-console.log(`e2e bench: 3 nodes, block_interval 0, fsync on, tick 100 ms / heartbeat 1 / election 10; ${SECONDS} s window, ${RUNS} failover runs each`);
-console.log(`start ${started.toISOString()}, load average ${load()}`);
-
-const e = await E2EChain.start({ nodes: 3, seed: "bench-e2e", blockInterval: 0, raft: ETCD_TIMERS });
-let tp: Throughput;
-let rpc: number[];
+const runs = new Map<number, OurRun[]>(NODES.map((n) => [n, []]));
+/** etcd's run right after each of ours, by chain size (same index as `runs`). */
+const etcdAfter = new Map<number, SeqResult[]>(NODES.map((n) => [n, []]));
 const kills: number[] = [];
 const terms: number[] = [];
+const etcdKills: number[] = [];
+
 try {
-  tp = await throughput(e);
-  console.log(`throughput done: ${tp.blocks} blocks in ${tp.seconds.toFixed(1)} s; load average ${load()}`);
-  rpc = await rpcRoundTrip(e);
-  for (let r = 0; r < RUNS; r++) {
-    kills.push(await failover(e, "kill"));
-    terms.push(await failover(e, "term"));
-    console.log(`failover run ${r + 1}: kill -9 ${ms(kills[r])} ms, SIGTERM ${ms(terms[r])} ms; load average ${load()}`);
+  for (let round = 1; round <= RUNS; round++) {
+    for (const n of NODES) {
+      const o = await ours(n, round);
+      runs.get(n)!.push(o);
+      const { samples, toLast, toLeader, emulatorToLast, rpc, ...rest } = o;
+      record({
+        impl: "ours", ...rest, p50ToLast: quantile(toLast, 0.5), p99ToLast: quantile(toLast, 0.99), p50ToLeader: quantile(toLeader, 0.5),
+        p99ToLeader: quantile(toLeader, 0.99), emulatorP50ToLast: quantile(emulatorToLast, 0.5), rpcP50: quantile(rpc, 0.5), toLast, toLeader,
+      });
+      console.log(
+        `round ${round}, ours ${n} nodes: ${o.blocks} blocks in ${o.seconds.toFixed(1)} s = ${rate(o.blocksPerS)}/s; ` +
+          `p50/p99 to last node ${ms(quantile(toLast, 0.5))}/${ms(quantile(toLast, 0.99))} ms, to leader's ${ms(quantile(toLeader, 0.5))}/${ms(quantile(toLeader, 0.99))} ms ` +
+          `(emulator clock p50 ${ms(quantile(emulatorToLast, 0.5))} ms); gRPC p50 ${ms(quantile(rpc, 0.5))} ms; load ${o.load}`,
+      );
+      if (cluster) {
+        const s = await cluster.seq(PUTS, PUT_SIZE, `r${round}-n${n}`);
+        etcdAfter.get(n)!.push(s);
+        record({ impl: "etcd", round, after: n, load: load(), ...s });
+        console.log(
+          `round ${round}, etcd: ${s.puts} puts = ${rate(s.puts_per_s)}/s; put p50/p99 ${ms(s.p50_ms)}/${ms(s.p99_ms)} ms; ` +
+            `ratios: p50 ${(quantile(toLast, 0.5) / s.p50_ms).toFixed(1)}×, blocks/s ${(o.blocksPerS / s.puts_per_s).toFixed(3)}×; load ${load()}`,
+        );
+      }
+    }
   }
-  e.chain.assertNoFork();
+
+  if (FAILOVERS > 0) {
+    const e = await startChain(NODES[0]);
+    try {
+      await e.waitHeight(5, e.all());
+      for (let r = 1; r <= FAILOVERS; r++) {
+        kills.push(await failover(e, "kill"));
+        if (cluster) etcdKills.push(await cluster.failover());
+        terms.push(await failover(e, "term"));
+        record({ impl: "failover", run: r, nodes: NODES[0], kill: kills.at(-1), term: terms.at(-1), etcdKill: etcdKills.at(-1), load: load() });
+        console.log(
+          `failover ${r}: ours kill -9 ${ms(kills.at(-1)!)} ms, SIGTERM ${ms(terms.at(-1)!)} ms` +
+            (cluster ? `; etcd kill -9 ${ms(etcdKills.at(-1)!)} ms` : "") +
+            `; load ${load()}`,
+        );
+      }
+      e.chain.assertNoFork();
+    } finally {
+      await closeChain(e);
+    }
+  }
 } finally {
-  await e.close();
+  await cluster?.stop();
+  fs.closeSync(out);
 }
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b).map(ms).join(", ");
-console.log(`
-| metric | consensus (TS, this run) | etcd 3.4 anchor (same machine) |
-|---|---|---|
-| blocks/s (etcd: sequential puts/s, 1 client) | ${(tp.blocks / tp.seconds).toFixed(1)} | 1,073 |
-| latency p50, proposal handed out → last node committed | ${ms(quantile(tp.lastNode, 0.5))} ms | — |
-| latency p99, same | ${ms(quantile(tp.lastNode, 0.99))} ms | — |
-| latency p50, proposal handed out → leader's controller committed (etcd: put p50) | ${ms(quantile(tp.leaderOnly, 0.5))} ms | 0.87 ms |
-| latency p99, same (etcd: put p99) | ${ms(quantile(tp.leaderOnly, 0.99))} ms | 2.06 ms |
-| loopback gRPC round trip p50 / p99 (health check, during the run) | ${ms(quantile(rpc, 0.5))} / ${ms(quantile(rpc, 0.99))} ms | — |
-| kill -9 failover, median of ${RUNS} | ${ms(median(kills))} ms (${sorted(kills)}) | 1,369 ms small state, 1,115 ms after load |
-| SIGTERM failover (hand-off), median of ${RUNS} | ${ms(median(terms))} ms (${sorted(terms)}) | — |
+// ---------------------------------------------------------------- report
 
-where a block's time goes on the leader (medians): ${Object.entries(tp.steps).map(([k, v]) => `${k} +${v} ms`).join(", ")}
-blocks that reached a controller through block sync instead of its consensus: ${tp.synced} of ${tp.blocks * 3}
-end ${new Date().toISOString()}, load average ${load()}`);
+/** Median and range of per-round values, "x (a–b)". */
+function spread(xs: number[], f: (x: number) => string, unit = ""): string {
+  if (xs.length === 0 || xs.some(Number.isNaN)) return "n/a";
+  if (xs.length === 1) return `${f(xs[0])}${unit}`;
+  return `**${f(med(xs))}${unit}** (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
+}
+const ratio = (x: number) => `${x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toFixed(3)}×`;
+const perRound = (n: number, f: (o: OurRun) => number) => runs.get(n)!.map(f);
+/** ours/etcd for each round (etcd's run right after ours). */
+const perRoundRatio = (n: number, f: (o: OurRun) => number, g: (s: SeqResult) => number) => {
+  const e = etcdAfter.get(n)!;
+  return e.length === 0 ? [] : runs.get(n)!.map((o, i) => f(o) / g(e[i]));
+};
+const p50Last = (o: OurRun) => quantile(o.toLast, 0.5);
+const p99Last = (o: OurRun) => quantile(o.toLast, 0.99);
+const p50Leader = (o: OurRun) => quantile(o.toLeader, 0.5);
+const p99Leader = (o: OurRun) => quantile(o.toLeader, 0.99);
+const allEtcd = [...etcdAfter.values()].flat();
+const etcdCol = (f: (s: SeqResult) => number, fmt: (x: number) => string, unit = "") => (allEtcd.length ? spread(allEtcd.map(f), fmt, unit) : "—");
+
+const cols = NODES.map((n) => `ours, ${n} nodes`);
+const rows: string[][] = [
+  ["blocks/s (etcd: sequential puts/s, 1 client)", ...NODES.map((n) => spread(perRound(n, (o) => o.blocksPerS), rate)), etcdCol((s) => s.puts_per_s, rate)],
+  ["p50, GetProposal answered → last node's CommitBlock answered (etcd: put p50)", ...NODES.map((n) => spread(perRound(n, p50Last), ms, " ms")), etcdCol((s) => s.p50_ms, ms, " ms")],
+  ["p99, same (etcd: put p99)", ...NODES.map((n) => spread(perRound(n, p99Last), ms, " ms")), etcdCol((s) => s.p99_ms, ms, " ms")],
+  ["p50, GetProposal answered → leader's CommitBlock answered", ...NODES.map((n) => spread(perRound(n, p50Leader), ms, " ms")), "—"],
+  ["p99, same", ...NODES.map((n) => spread(perRound(n, p99Leader), ms, " ms")), "—"],
+];
+if (allEtcd.length) {
+  rows.push(
+    ["**ratio** p50 to last node / etcd put p50", ...NODES.map((n) => spread(perRoundRatio(n, p50Last, (s) => s.p50_ms), ratio)), "—"],
+    ["ratio p50 to leader's / etcd put p50", ...NODES.map((n) => spread(perRoundRatio(n, p50Leader, (s) => s.p50_ms), ratio)), "—"],
+    ["**ratio** blocks/s / etcd puts/s", ...NODES.map((n) => spread(perRoundRatio(n, (o) => o.blocksPerS, (s) => s.puts_per_s), ratio)), "—"],
+  );
+}
+if (NODES.length > 1) {
+  const base = NODES[0];
+  rows.push([
+    `**p50 to last node over p50 at ${base} nodes** (same round)`,
+    ...NODES.map((n) => (n === base ? "1×" : spread(runs.get(n)!.map((o, i) => p50Last(o) / p50Last(runs.get(base)![i])), ratio))),
+    "—",
+  ]);
+}
+rows.push(
+  ["loopback gRPC round trip p50 (health check, during the run)", ...NODES.map((n) => spread(perRound(n, (o) => quantile(o.rpc, 0.5)), ms, " ms")), "—"],
+  ["p50 to last node on the emulators' clock (cross-check)", ...NODES.map((n) => spread(perRound(n, (o) => quantile(o.emulatorToLast, 0.5)), ms, " ms")), "—"],
+  [
+    "blocks that reached a controller by block sync / heights timed on the emulators' clock",
+    ...NODES.map((n) => {
+      const rs = runs.get(n)!;
+      const sum = (f: (o: OurRun) => number) => rs.reduce((a, o) => a + f(o), 0);
+      return `${sum((o) => o.synced)} of ${sum((o) => o.blocks * n)} / ${sum((o) => o.fromEmulator)} of ${sum((o) => o.blocks)}`;
+    }),
+    "—",
+  ],
+);
+if (FAILOVERS > 0) {
+  const fcol = (xs: number[]) => NODES.map((n, k) => (k === 0 ? spread(xs, ms, " ms") : "—"));
+  rows.push(
+    [`kill -9 of the leader → next block (etcd: next put), median of ${FAILOVERS}`, ...fcol(kills), etcdKills.length ? spread(etcdKills, ms, " ms") : "—"],
+    [`SIGTERM of the leader (hand-off) → next block, median of ${FAILOVERS}`, ...fcol(terms), "—"],
+  );
+}
+
+console.log("");
+console.log(`| metric | ${cols.join(" | ")} | etcd 3.4, 3 members |`);
+console.log(`|---|${cols.map(() => "---|").join("")}---|`);
+for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+console.log("");
+console.log(`Medians of ${RUNS} round(s) with the range in brackets; a ratio is ours/etcd per round (etcd ran right after ours), then its median.`);
+for (const n of NODES) {
+  const samples = runs.get(n)!.flatMap((o) => o.samples);
+  console.log("");
+  console.log(`Where a block's time goes, ${n} nodes (${samples.length} blocks from the nodes' timelines, all rounds):`);
+  console.log("");
+  console.log(formatSteps(summarizeSamples(samples)));
+}
+console.log("");
+console.log(`end ${new Date().toISOString()}, load average ${load()}; raw results: ${jsonl}`);

@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { newEntry } from "../src/raft/types.ts";
+import { newEntry } from "../src/raft/index.ts";
 import type { SyncMode } from "../src/storage/db.ts";
 import { SqliteStorage } from "../src/storage/sqlite.ts";
 

@@ -4,36 +4,20 @@
 // it says why, and the caller carries on without the anchor.
 import fs from "node:fs";
 import path from "node:path";
+import { aptInstall, lastLine, missingPackages, run } from "./apt.ts";
 
 const ETCD_RAFT_SRC = "/usr/share/gocode/src/go.etcd.io/etcd/raft";
 const PACKAGES = ["golang-go", "golang-etcd-server-dev"];
 
 export type Anchor = { ok: true; bin: string; version: string } | { ok: false; reason: string };
 
-function run(cmd: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs: number }) {
-  try {
-    const p = Bun.spawnSync(cmd, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdout: "pipe", stderr: "pipe", timeout: opts.timeoutMs });
-    return { ok: p.exitCode === 0, out: p.stdout.toString(), err: p.stderr.toString() };
-  } catch (e) {
-    return { ok: false, out: "", err: (e as Error).message };
-  }
-}
-
-const lastLine = (s: string) => s.trim().split("\n").pop() ?? "";
-
 function haveToolchain(): boolean {
   return Bun.which("go") !== null && fs.existsSync(ETCD_RAFT_SRC);
 }
 
 function tryInstall(log: (s: string) => void): string | undefined {
-  if (process.getuid?.() !== 0) return "not root, cannot apt-get install";
-  if (Bun.which("apt-get") === null) return "no apt-get on this machine";
-  log(`installing ${PACKAGES.join(" ")} with apt-get (once)...`);
-  const env = { DEBIAN_FRONTEND: "noninteractive" };
-  const up = run(["apt-get", "update"], { env, timeoutMs: 300_000 });
-  if (!up.ok) return `apt-get update failed: ${lastLine(up.err)}`;
-  const inst = run(["apt-get", "install", "-y", ...PACKAGES], { env, timeoutMs: 600_000 });
-  if (!inst.ok) return `apt-get install failed: ${lastLine(inst.err)}`;
+  const why = aptInstall(missingPackages(PACKAGES), log);
+  if (why !== undefined) return why;
   return haveToolchain() ? undefined : "packages installed but go or the etcd raft sources are still missing";
 }
 

@@ -3,12 +3,7 @@
 // (../shared/anchors/etcd/B/raftcore/main.go, "single" mode). Bootstrap, config, Ready loop,
 // workloads, timing points and end-of-run verification follow that file step by step so that
 // the two sets of figures are comparable.
-import { decodeConfChangeV2, decodeMessage, encodeMessage } from "../../src/raft/codec.ts";
-import { RaftError } from "../../src/raft/errors.ts";
-import { StateRole } from "../../src/raft/raft.ts";
-import { RawNode } from "../../src/raft/raw-node.ts";
-import { MemStorage } from "../../src/raft/storage.ts";
-import { EMPTY_BYTES, type Entry, EntryType, type Message, NONE, type NodeId, newConfState, newSnapshot } from "../../src/raft/types.ts";
+import { RaftError, StateRole, RawNode, MemStorage, EMPTY_BYTES, type Entry, EntryType, type Message, NONE, type NodeId, newConfState, newSnapshot, codec } from "../../src/raft/index.ts";
 
 /** etcd 3.4 etcdserver/raft.go, as in the anchor. */
 const MAX_SIZE_PER_MSG = 1024 * 1024;
@@ -83,7 +78,7 @@ class Node {
           this.mixChecksum(d);
         }
       } else if (e.entryType === EntryType.EntryConfChangeV2) {
-        this.st.setConfState(this.rn.applyConfChange(decodeConfChangeV2(e.data)));
+        this.st.setConfState(this.rn.applyConfChange(codec.decodeConfChangeV2(e.data)));
       } else {
         throw new Error(`unexpected ${EntryType[e.entryType]} at index ${e.index}`);
       }
@@ -118,7 +113,7 @@ export class Cluster {
 
   private deliver(msgs: Message[]): void {
     for (let i = 0; i < msgs.length; i++) {
-      const m = this.marshal ? decodeMessage(encodeMessage(msgs[i])) : msgs[i];
+      const m = this.marshal ? codec.decodeMessage(codec.encodeMessage(msgs[i])) : msgs[i];
       this.nodes[Number(m.to) - 1].inbox.push(m);
     }
   }

@@ -7,6 +7,9 @@ import { readFileSync } from "node:fs";
 import { DevChain } from "../devchain/chain.ts";
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
 import { type DemoView, formatEvent, type NodeView, type ProcessState } from "./demo-view.ts";
+import { parsePrometheusText } from "../metrics/text.ts";
+import { bytesEqual } from "../util/bytes.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface DemoSessionOptions {
   readonly nodes: number;
@@ -40,25 +43,22 @@ function lastLine(logPath: string): string {
     const lines = readFileSync(logPath, "utf8").trimEnd().split("\n");
     return lines.at(-1) || "(empty log)";
   } catch (e) {
-    return `(no log: ${e instanceof Error ? e.message : String(e)})`;
+    return `(no log: ${errorMessage(e)})`;
   }
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Reads the consensus state gauges out of a node's Prometheus text; undefined if they are missing. */
 export function parseNodeMetrics(text: string): NodeMetrics | undefined {
-  const value = (name: string) => {
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-    return m ? Number(m[1]) : undefined;
-  };
-  const term = value("consensus_term");
-  const role = value("consensus_role");
-  if (term === undefined || role === undefined || value("consensus_raft_running") !== 1) return undefined;
-  const leader = /^consensus_leader\{leader="(0x[0-9a-f]+)"\} 1$/m.exec(text);
-  return { term, role, leaderHex: leader ? leader[1] : "" };
+  const scrape = parsePrometheusText(text);
+  const term = scrape.get("consensus_term");
+  const role = scrape.get("consensus_role");
+  if (term === undefined || role === undefined || scrape.get("consensus_raft_running") !== 1) return undefined;
+  let leaderHex = "";
+  for (const [series, v] of scrape) {
+    const m = /^consensus_leader\{leader="(0x[0-9a-f]+)"\}$/.exec(series);
+    if (m && v === 1) leaderHex = m[1];
+  }
+  return { term, role, leaderHex };
 }
 
 interface NodeState {

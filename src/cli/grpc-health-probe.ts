@@ -1,9 +1,10 @@
-// The binary answers to the name `grpc-health-probe` too. The Rust image shipped grpc-ecosystem's
+// The binary answers to the name `grpc-health-probe` too. The Rust image shipped the gRPC project's
 // probe, and cloud-config's liveness probe runs `grpc-health-probe -addr=localhost:50001`; the
 // scratch image links that name to this binary, which then reads that tool's flags (Go syntax:
 // -flag=value, -flag value, --flag) and exits with its codes: 0 SERVING, 1 invalid arguments,
 // 2 connection failure, 3 RPC failure or timeout, 4 not SERVING.
 import { parseAddr, probe, writeQuietly } from "./health.ts";
+import { errorMessage } from "../util/errors.ts";
 
 const EXIT = { ok: 0, args: 1, connect: 2, rpc: 3, unhealthy: 4 } as const;
 const VALUE_FLAGS = new Set(["addr", "service", "connect-timeout", "rpc-timeout", "user-agent", "rpc-header"]);
@@ -63,7 +64,7 @@ export async function grpcHealthProbe(argv: readonly string[]): Promise<number> 
     flags = parseProbeFlags(argv);
     target = parseAddr(flags.addr);
   } catch (e) {
-    writeQuietly(`error: ${e instanceof Error ? e.message : String(e)}\n`, 2);
+    writeQuietly(`error: ${errorMessage(e)}\n`, 2);
     return EXIT.args;
   }
   // One deadline covers both phases, as long as the two timeouts together.

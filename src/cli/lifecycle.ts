@@ -4,6 +4,7 @@
 import type { ConsolaInstance } from "consola";
 import type { RunningService } from "../service/service.ts";
 import { FatalError } from "./errors.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface ProcessEvents {
   /** Subscribes to stop signals and to uncaught errors; returns the unsubscribe function. */
@@ -27,7 +28,7 @@ export const processEvents: ProcessEvents = {
   },
 };
 
-export interface SuperviseOptions {
+export interface RunUntilStoppedOptions {
   start: () => Promise<RunningService>;
   log: ConsolaInstance;
   /** Hard bound from the stop signal to the end of shutdown (including a start still in progress). */
@@ -36,7 +37,7 @@ export interface SuperviseOptions {
 }
 
 /** Resolves once the service has stopped cleanly; rejects with a FatalError (already logged) otherwise. */
-export async function supervise(opts: SuperviseOptions): Promise<void> {
+export async function runUntilStopped(opts: RunUntilStoppedOptions): Promise<void> {
   const { log } = opts;
   const stopRequested = deferred<string>();
   const failure = deferred<never>();
@@ -54,7 +55,7 @@ export async function supervise(opts: SuperviseOptions): Promise<void> {
       stopRequested.resolve(name);
     },
     fatal(error) {
-      failure.reject(new FatalError(`uncaught error: ${messageOf(error)}`));
+      failure.reject(new FatalError(`uncaught error: ${errorMessage(error)}`));
     },
   });
   // Anything awaited below also ends on a fatal error or when the stop deadline passes.
@@ -74,17 +75,13 @@ export async function supervise(opts: SuperviseOptions): Promise<void> {
       log.info("stopped", { signal });
     }
   } catch (err) {
-    const error = err instanceof FatalError ? err : new FatalError(`${phase}: ${messageOf(err)}`);
+    const error = err instanceof FatalError ? err : new FatalError(`${phase}: ${errorMessage(err)}`);
     log.fatal(error.message);
     throw error;
   } finally {
     clearTimeout(timer);
     unsubscribe();
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function deferred<T>() {

@@ -8,13 +8,14 @@ import { parseFlags } from "./argv.ts";
 import { CheckFailed, FatalError, UsageError } from "./errors.ts";
 import { renderCommandHelp, renderRootHelp } from "./help.ts";
 import { resolve, root, subcommand } from "./root.ts";
-import { SERVICE_NAME, VERSION } from "./version.ts";
+import { SERVICE_NAME, VERSION } from "../config/version.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** Names under which the binary is grpc-ecosystem's health probe (the Rust image shipped it). */
+/** Names under which the binary is the gRPC project's health probe (the Rust image shipped it). */
 const PROBE_NAMES = ["grpc-health-probe", "grpc_health_probe"];
 
 /** `invokedAs` is argv[0]: under a PROBE_NAMES name the binary is that probe (grpc-health-probe.ts). */
@@ -31,7 +32,7 @@ export async function main(argv: readonly string[], invokedAs = "consensus"): Pr
     if (err instanceof ConfigError) printErr(`config error: ${err.message}`);
     else if (err instanceof CheckFailed) printErr(err.message);
     else if (err instanceof FatalError) printErr(`fatal: ${err.message}`);
-    else printErr(`fatal: ${err instanceof Error ? err.message : String(err)}`);
+    else printErr(`fatal: ${errorMessage(err)}`);
     return EXIT_FAILURE;
   }
 }

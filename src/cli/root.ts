@@ -2,7 +2,7 @@
 // `--version` and `-h` from starting the service code.
 import { defineCommand, type CommandDef, type Resolvable } from "citty";
 import { UsageError } from "./errors.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../config/version.ts";
 
 export const root = defineCommand({
   meta: {

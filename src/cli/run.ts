@@ -5,8 +5,8 @@ import { loadConfig } from "../config/load.ts";
 import type { Config } from "../config/types.ts";
 import { createLogger, openSink } from "../log/logger.ts";
 import { UsageError } from "./errors.ts";
-import { supervise } from "./lifecycle.ts";
-import { SERVICE_NAME, VERSION } from "./version.ts";
+import { runUntilStopped } from "./lifecycle.ts";
+import { SERVICE_NAME, VERSION } from "../config/version.ts";
 
 export const STOP_TIMEOUT_MS = 5000;
 
@@ -44,7 +44,7 @@ export default defineCommand({
 
     // Loaded here, not at the top, so that `--version` and `--help` stay fast.
     const { startService } = await import("../service/service.ts");
-    await supervise({
+    await runUntilStopped({
       // Logged once the signal handlers are in place: from this line on, SIGTERM stops cleanly.
       start: () => {
         log.info(`starting ${SERVICE_NAME}`, {

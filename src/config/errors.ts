@@ -1,3 +1,4 @@
+import { errorMessage } from "../util/errors.ts";
 // A configuration problem the operator must fix. The message is always one line that names the
 // file and, where there is one, the key: `config.toml: consensus_raft.grpc_listen_port: ...`.
 export class ConfigError extends Error {
@@ -38,6 +39,6 @@ export function describeFsError(err: unknown): string {
     case "EROFS":
       return "read-only file system";
     default:
-      return err instanceof Error ? err.message : String(err);
+      return errorMessage(err);
   }
 }

@@ -90,7 +90,7 @@ const listenAddr: Check<string> = (v) => {
 
 type Fields = Omit<Config, "nodeAddress" | "source">;
 
-// TOML key → Config field, check and default. Order is the seed's documentation order.
+// TOML key → Config field, check and default. Order is the Rust service's documentation order.
 const KEYS: { [K in keyof Fields]: [key: string, check: Check<Fields[K]>, fallback: Fields[K]] } = {
   // "" (absent) is reported as missing after the table is read.
   nodeAddrPath: ["node_addr", nonEmptyString, ""],

@@ -1,10 +1,10 @@
-// The validated, frozen configuration of the service: the seed's [consensus_raft] keys (same
+// The validated, frozen configuration of the service: the Rust service's [consensus_raft] keys (same
 // names in camelCase, same defaults) plus our additions. Loading and validation live in load.ts.
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "critical";
 
 export interface Config {
-  /** Path of the file holding this node's 20-byte address in hex (the seed's `node_addr`). */
+  /** Path of the file holding this node's 20-byte address in hex (the Rust service's `node_addr`). */
   readonly nodeAddrPath: string;
   /** The 20 raw address bytes read from `nodeAddrPath`. */
   readonly nodeAddress: Uint8Array;

@@ -53,6 +53,8 @@ export interface DevChainOptions {
   readonly startControllers?: boolean;
   readonly keepWorkDir?: boolean;
   readonly log?: ConsolaInstance;
+  /** Environment variables added to every consensus process's environment. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface DevNode {
@@ -227,6 +229,7 @@ export class DevChain {
     try {
       const proc = Bun.spawn([...cmd, "run", "-c", "config.toml", "--stdout", ...extraArgs], {
         cwd: node.dir,
+        env: { ...process.env, ...this.opts.env },
         stdin: "ignore",
         stdout: out,
         stderr: out,

@@ -1,7 +1,8 @@
-// Controller emulator: plays controller_hsm toward one consensus process. It serves
-// controller.Consensus2ControllerService with the real height rules, calls the local consensus'
-// Reconfigure at start-up until it answers 0, and syncs blocks from peer controllers (CheckBlock +
-// Reconfigure per synced block) when it falls behind. Tests drive its faults.
+// Controller emulator: plays controller_hsm toward one consensus process (its behaviour: README.md
+// here). It serves controller.Consensus2ControllerService with the real height rules, calls the
+// local consensus' Reconfigure at start-up until it answers 0, and syncs blocks from peer
+// controllers (CheckBlock + Reconfigure per synced block) when it falls behind. Tests drive its
+// faults.
 //
 // The logic runs on a Clock and talks to its consensus through a ControllerEdge: the gRPC edge
 // (grpc-edges.ts, the default) serves a real port and dials consensus on localhost, for
@@ -29,7 +30,8 @@ import { StatusCodeEnum as S } from "../../gen/status_code_pb.ts";
 import { type Cancel, type Clock, sleep, systemClock } from "../node/ports.ts";
 import type { ControllerEdge, IncomingCall, Listener } from "./edges.ts";
 import { grpcControllerEdge } from "./grpc-edges.ts";
-import { bytesEqual, sha256, toHex } from "./identity.ts";
+import { bytesEqual } from "../util/bytes.ts";
+import { sha256, toHex } from "./identity.ts";
 import { silentLogger } from "./log.ts";
 
 export const U64_MAX = (1n << 64n) - 1n;

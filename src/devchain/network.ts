@@ -1,8 +1,8 @@
-// Network emulator: plays network_zenoh for every node of a devchain. One fabric holds all nodes;
-// each node gets its own network.NetworkService endpoint. A message is delivered to the
-// destination's consensus in its own task (so order is not kept), with `origin` rewritten to the
-// sender, retried like cloud-common-rs' RetryClient and then dropped. Loss, delay, duplication and
-// partitions are injected per link from one seeded RNG.
+// Network emulator: plays network_zenoh for every node of a devchain (its behaviour: README.md
+// here). One fabric holds all nodes; each node gets its own network.NetworkService endpoint. A
+// message is delivered to the destination's consensus in its own task (so order is not kept), with
+// `origin` rewritten to the sender, retried like cloud-common-rs' RetryClient and then dropped.
+// Loss, delay, duplication and partitions are injected per link from one seeded RNG.
 //
 // The fabric runs on a Clock, and each endpoint reaches its consensus through a NetworkEdge: gRPC
 // on loopback by default (grpc-edges.ts), simulated calls in the chain simulator.
@@ -331,11 +331,17 @@ export class NetworkFabric {
       const delay = Math.max(0, (fault.delayMs ?? 0) + jitter);
       this.inFlightCount++;
       // A task per message, even with no delay: SendMsg answers before anything is delivered.
-      const cancel = this.clock.after(delay, () => {
-        this.timers.delete(cancel);
-        void this.deliver(from, to, out).finally(() => this.inFlightCount--);
-      });
-      this.timers.add(cancel);
+      // (A timer of 0 ms waits about a millisecond on Bun; a zero delay takes the next turn instead.)
+      const go = () => void this.deliver(from, to, out).finally(() => this.inFlightCount--);
+      if (delay === 0 && !this.closing.signal.aborted) {
+        this.clock.defer(go);
+      } else {
+        const cancel = this.clock.after(delay, () => {
+          this.timers.delete(cancel);
+          go();
+        });
+        this.timers.add(cancel);
+      }
     }
   }
 

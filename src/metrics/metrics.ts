@@ -1,10 +1,10 @@
-// Prometheus metrics: the seed's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
+// Prometheus metrics: the Rust service's per-caller gRPC latency histograms (`<client-name>_to_<Method>`,
 // milliseconds, buckets from `metrics_buckets`) plus the consensus state the Rust service never
 // exported (term, role, leader, commit/applied index, height, proposals, elections, transfers,
 // commit latency). A private registry: no default Node/Bun collectors (on Bun some of them block
-// the event loop on every scrape). Names follow Prometheus conventions (`promtool check metrics`
-// is clean) except the seed's `<client-name>_to_<Method>` histograms, kept as the Rust service
-// named them for existing dashboards.
+// the event loop on every scrape, for time that grows with the heap). Names follow Prometheus
+// conventions (`promtool check metrics` is clean) except the `<client-name>_to_<Method>`
+// histograms, kept as the Rust service named them for existing dashboards.
 import type { Interceptor } from "@connectrpc/connect";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
@@ -45,6 +45,7 @@ export class ConsensusMetrics {
   private readonly skippedNames = new Set<string>();
   readonly proposals: Counter;
   readonly blocksCommitted: Counter;
+  readonly blocksRecommitted: Counter;
   readonly elections: Counter;
   readonly leaderChanges: Counter;
   readonly leaderTransfers: Counter<"reason">;
@@ -118,6 +119,11 @@ export class ConsensusMetrics {
     });
     this.proposals = new Counter({ name: "consensus_proposals_total", help: "blocks proposed to Raft by this node as leader", registers: r });
     this.blocksCommitted = new Counter({ name: "consensus_blocks_committed_total", help: "blocks committed to the local controller", registers: r });
+    this.blocksRecommitted = new Counter({
+      name: "consensus_blocks_recommitted_total",
+      help: "blocks committed again to the local controller after it lost them (no WAL, power loss)",
+      registers: r,
+    });
     this.elections = new Counter({ name: "consensus_elections_total", help: "elections this node started (pre-vote rounds included)", registers: r });
     this.leaderChanges = new Counter({ name: "consensus_leader_changes_total", help: "times this node saw a new leader", registers: r });
     this.leaderTransfers = new Counter({
@@ -134,7 +140,7 @@ export class ConsensusMetrics {
     });
     this.peerMsgsDropped = new Counter({
       name: "consensus_peer_msgs_dropped_total",
-      help: "inbound peer messages dropped, by reason (rate_limited, misdirected, origin_mismatch, not_member, from_self, unexpected_type, zero_term, undecodable, not_validator)",
+      help: "inbound peer messages dropped, by reason (rate_limited, misdirected, origin_mismatch, not_member, from_self, unexpected_type, zero_term, not_validator)",
       labelNames: ["reason"],
       registers: r,
     });
@@ -183,7 +189,7 @@ export class ConsensusMetrics {
 
   private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
 
-  /** Records one served call as the seed does: only calls that carry a valid `client-name`. */
+  /** Records one served call as the Rust service does: only calls that carry a valid `client-name`. */
   observeCall(clientName: string | null, method: string, ms: number): void {
     if (!clientName) return;
     const name = `${clientName}_to_${method}`;

@@ -1,6 +1,6 @@
 // The metrics port: GET /metrics (Prometheus text) and GET /status (this node's Raft state as
-// JSON, what `consensus status` reads) on [::]:metrics_port. Other paths get the seed's hint (404),
-// other methods 405. The port is unauthenticated and read-only; what a caller can hold is bounded:
+// JSON, what `consensus status` reads) on [::]:metrics_port. Other paths get the Rust service's
+// hint, the list of metrics ports (404), other methods 405. The port is unauthenticated and read-only; what a caller can hold is bounded:
 // at most MAX_CONNECTIONS open connections (more are closed at once) and an idle timeout, so
 // a client that opens connections and never finishes its request cannot pile them up.
 import * as http from "node:http";

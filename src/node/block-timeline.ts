@@ -4,8 +4,7 @@
 // CONSENSUS_BLOCK_TIMELINE=1; then each node logs one "block timeline" line per block, once its
 // controller has committed it.
 import type { ConsolaInstance } from "consola";
-import type { Entry } from "../raft/types.ts";
-import { EntryType } from "../raft/types.ts";
+import { type Entry, EntryType } from "../raft/index.ts";
 import { tryDecodeProposal } from "./chain-config.ts";
 
 /** The steps of a block, in the order they happen on the leader; a follower has a subset. */

@@ -3,6 +3,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type ConsensusConfiguration, ConsensusConfigurationSchema, type Proposal, ProposalSchema } from "../../gen/common_pb.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
+import { bytesEqual } from "../util/bytes.ts";
 
 export type ChainConfig = ConsensusConfiguration;
 
@@ -42,20 +43,25 @@ export function tryDecodeProposal(b: Uint8Array): Proposal | undefined {
   }
 }
 
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** Position of `address` in the validator list, or -1. */
 export function validatorIndex(c: ChainConfig, address: Uint8Array): number {
-  return c.validators.findIndex((v) => sameBytes(v, address));
+  return c.validators.findIndex((v) => bytesEqual(v, address));
 }
 
-/** Raft ids of the validators, in list order, without duplicates. */
-export function validatorIds(c: ChainConfig): bigint[] {
-  return [...new Set(c.validators.map((v) => peerIdFromAddress(v)))];
+const idsOf = new WeakMap<ChainConfig, readonly bigint[]>();
+
+/**
+ * Raft ids of the validators, in list order, without duplicates. Remembered per configuration
+ * object (configurations are never changed in place): the leader asks on every tick and apply.
+ */
+export function validatorIds(c: ChainConfig): readonly bigint[] {
+  let ids = idsOf.get(c);
+  if (ids === undefined) {
+    ids = [...new Set(c.validators.map((v) => peerIdFromAddress(v)))];
+    idsOf.set(c, ids);
+  }
+  return ids;
 }
 
 export function describeChainConfig(c: ChainConfig): Record<string, unknown> {

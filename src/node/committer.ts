@@ -11,15 +11,15 @@ import { create } from "@bufbuild/protobuf";
 import type { ConsolaInstance } from "consola";
 import { type Proposal, ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
-import { CodecError, decodeConfChangeV2 } from "../raft/codec.ts";
-import type { ConfChangeV2, Entry } from "../raft/types.ts";
-import { EntryType } from "../raft/types.ts";
+import { type ConfChangeV2, type Entry, EntryType, codec } from "../raft/index.ts";
 import type { ControllerClient } from "./controller.ts";
 import { LogLimiter } from "../peer/rate.ts";
+import { bytesEqual } from "../util/bytes.ts";
 import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
 import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
 import type { BlockTimeline } from "./block-timeline.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
@@ -70,6 +70,8 @@ export class Committer {
   /** Highest committed index handed to the committer (entries above lastQueued wait in storage). */
   private highestCommitted: number;
   private failing = false;
+  /** A CheckProposal sent when the block reached the log, before it was committed (see appended). */
+  private earlyCheck: { height: bigint; data: Uint8Array; result: Promise<{ code: number }> } | undefined;
   /** Blocks to commit again before anything else, lowest height first. */
   private recommits: Proposal[] = [];
   /** The controller height the pending recommits start from. */
@@ -193,6 +195,7 @@ export class Committer {
   /** Voids the controller call in flight; the loop then takes the next piece of work. */
   private interrupt(reason: Error): void {
     this.epoch++;
+    this.earlyCheck = undefined;
     this.abort.abort(reason);
     this.abort = new AbortController();
   }
@@ -269,9 +272,9 @@ export class Committer {
       case EntryType.EntryConfChangeV2: {
         let cc: ConfChangeV2 | undefined;
         try {
-          cc = decodeConfChangeV2(e.data);
+          cc = codec.decodeConfChangeV2(e.data);
         } catch (err) {
-          if (!(err instanceof CodecError)) throw err;
+          if (!(err instanceof codec.CodecError)) throw err;
           log.error("committed conf change cannot be decoded; skipping it", { index: e.index, error: err.message });
         }
         this.host.appliedConfChange(e.index, cc);
@@ -282,6 +285,47 @@ export class Committer {
         log.error("unexpected conf change v1 entry; skipping it", { index: e.index });
         this.host.applied(e.index);
     }
+  }
+
+  /**
+   * Entries that reached this node's log, before they are committed. When the first block among
+   * them is the next one for an idle controller, it is checked at once (CheckProposal is
+   * read-only): its commit then needs only CommitBlock, and the check overlaps replication instead
+   * of following it. On the leader that is its own proposal, checked while the append is on its
+   * way. The result counts only for those very bytes at that height; anything else is checked
+   * again in the commit path, so the controller still sees every block checked before it is
+   * committed, in height order.
+   */
+  appended(ents: readonly Entry[]): void {
+    if (this.stopped || this.running || this.queue.length > 0 || this.recommits.length > 0) return;
+    const next = this.host.chainConfig().height + 1n;
+    for (const e of ents) {
+      if (e.entryType !== EntryType.EntryNormal || e.data.length === 0) continue;
+      const p = tryDecodeProposal(e.data);
+      if (p === undefined || p.height !== next) return;
+      if (this.earlyCheck?.height === p.height && bytesEqual(this.earlyCheck.data, p.data)) return;
+      const { log, controller, timeline } = this.host;
+      log.info("checking proposal..", { height: p.height, early: true });
+      timeline?.at(p.height, "check_sent");
+      const result = controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal: this.abort.signal }).then(
+        (r) => {
+          timeline?.at(p.height, "check_answered");
+          return { code: r.code };
+        },
+        // A failed early check is only a missed shortcut: the commit path checks again.
+        () => ({ code: StatusCodeEnum.NoneStatusCode }),
+      );
+      this.earlyCheck = { height: p.height, data: p.data, result };
+      return;
+    }
+  }
+
+  /** The early check of exactly this block, if there was one (consumed). */
+  private takeEarlyCheck(p: Proposal): Promise<{ code: number }> | undefined {
+    const early = this.earlyCheck;
+    this.earlyCheck = undefined;
+    if (early === undefined || early.height !== p.height || !bytesEqual(early.data, p.data)) return undefined;
+    return early.result;
   }
 
   /** CommitBlock(u64::MAX): the controller answers its height. */
@@ -304,10 +348,16 @@ export class Committer {
     for (let attempt = 1; ; attempt++) {
       let problem: Record<string, unknown>;
       try {
-        log.info("checking proposal..", { height: p.height });
-        this.host.timeline?.at(p.height, "check_sent");
-        const check = await controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal });
-        this.host.timeline?.at(p.height, "check_answered");
+        const early = attempt === 1 ? this.takeEarlyCheck(p) : undefined;
+        let check: { code: number };
+        if (early !== undefined) {
+          check = await early;
+        } else {
+          log.info("checking proposal..", { height: p.height });
+          this.host.timeline?.at(p.height, "check_sent");
+          check = await controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal });
+          this.host.timeline?.at(p.height, "check_answered");
+        }
         // ProposalTooLow: the controller already has this height (it synced it); CommitBlock then
         // answers success at once with its configuration.
         if (check.code === StatusCodeEnum.Success || check.code === StatusCodeEnum.ProposalTooLow) {
@@ -334,7 +384,7 @@ export class Committer {
         }
       } catch (err) {
         if (signal.aborted) throw signal.reason;
-        problem = { call: "controller", error: err instanceof Error ? err.message : String(err) };
+        problem = { call: "controller", error: errorMessage(err) };
       }
       // ProposalTooHigh: the controller is behind and syncs by itself; anything else may pass later.
       const fields = { height: p.height, attempt, ...problem };

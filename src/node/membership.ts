@@ -3,7 +3,7 @@
 // the way the Rust service does: all adds and removes in one change (joint consensus with
 // auto-leave when there are several), except a complete replacement, which first adds the new
 // validators and only then removes the old ones.
-import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type ConfState, EMPTY_BYTES, type NodeId } from "../raft/types.ts";
+import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type ConfState, EMPTY_BYTES, type NodeId } from "../raft/index.ts";
 
 /** The next membership change to propose, or undefined when the voters already match. */
 export function nextConfChange(cs: ConfState, validators: readonly NodeId[]): ConfChangeV2 | undefined {

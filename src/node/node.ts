@@ -9,7 +9,7 @@ import { ValidatorDirectory } from "../peer/directory.ts";
 import type { InboundEnvelope } from "../peer/envelope.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
 import { type NetworkOutlet, PeerTransport, type TransportEvents } from "../peer/transport.ts";
-import type { RaftTestBug } from "../raft/config.ts";
+import type { RaftTestBug } from "../raft/index.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
 import type { BlockTimeline } from "./block-timeline.ts";
 import type { ChainConfig } from "./chain-config.ts";

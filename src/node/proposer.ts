@@ -12,6 +12,7 @@ import { LogLimiter } from "../peer/rate.ts";
 import type { ChainConfig } from "./chain-config.ts";
 import type { BlockTimeline } from "./block-timeline.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface ProposerHost {
   readonly log: ConsolaInstance;
@@ -126,7 +127,7 @@ export class Proposer {
       if ((code === StatusCodeEnum.Success || code === StatusCodeEnum.NoTransaction) && r.proposal) proposal = r.proposal;
       else this.noteFailure({ code, status: StatusCodeEnum[code] });
     } catch (e) {
-      if (!abort.signal.aborted) this.noteFailure({ error: e instanceof Error ? e.message : String(e) });
+      if (!abort.signal.aborted) this.noteFailure({ error: errorMessage(e) });
     }
     if (this.fetching !== abort) return; // stopped or restarted meanwhile
     this.fetching = undefined;

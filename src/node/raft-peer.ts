@@ -4,19 +4,11 @@
 // and every controller or network call happens beside it, never inside.
 import type { ConsolaInstance } from "consola";
 import type { Proposal } from "../../gen/common_pb.ts";
-import type { Message as PbMessage } from "../../gen/eraftpb_pb.ts";
 import type { Config } from "../config/types.ts";
 import { peerIdHex } from "../peer/peer-id.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import type { SendOutcome } from "../peer/transport.ts";
-import { CodecError, messageFromPb, messageToPb } from "../raft/codec.ts";
-import type { RaftTestBug } from "../raft/config.ts";
-import { RaftError } from "../raft/errors.ts";
-import type { RaftLogger } from "../raft/logger.ts";
-import { StateRole } from "../raft/raft.ts";
-import { type PeerProgress, RawNode, type Ready, SnapshotStatus } from "../raft/raw-node.ts";
-import { ProgressState } from "../raft/tracker/progress.ts";
-import { type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/types.ts";
+import { RaftError, type RaftLogger, type RaftTestBug, StateRole, type PeerProgress, RawNode, type Ready, SnapshotStatus, ProgressState, type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/index.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
 import {
   type ChainConfig,
@@ -35,8 +27,9 @@ import { describeConfChange, nextConfChange, removesNode } from "./membership.ts
 import { type Cancel, type Clock, type Random, randomInt, sleep } from "./ports.ts";
 import { Proposer } from "./proposer.ts";
 import type { NodeTestBug } from "./test-bugs.ts";
+import { errorMessage } from "../util/errors.ts";
 
-/** The seed's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
+/** The Rust service's bootstrap snapshot for a fresh validator store: index 5, term 5, all validators voting. */
 export const BOOTSTRAP_INDEX = 5;
 export const BOOTSTRAP_TERM = 5;
 /**
@@ -47,15 +40,17 @@ export const BOOTSTRAP_TERM = 5;
  * through its block sync from peers.
  */
 export const LOG_KEEP_TAIL = 200;
+/** How long a leader's new commit index may wait for an append to carry it (see announceCommitSoon). */
+export const COMMIT_ANNOUNCE_MS = 20;
 
 export interface PeerOutlet {
-  send(msg: PbMessage): SendOutcome;
+  send(msg: Message): SendOutcome;
   /** Whether a message to `id` has somewhere to go (its network origin is known). */
   hasRoute(id: NodeId): boolean;
 }
 
 /** Why an inbound raft message was not stepped (a label of consensus_peer_msgs_dropped_total). */
-export type InboundDropReason = "undecodable" | "from_self" | "not_member" | "unexpected_type" | "zero_term";
+export type InboundDropReason = "from_self" | "not_member" | "unexpected_type" | "zero_term";
 
 /**
  * The message types peers send each other. Local types never cross the wire, and our peers never
@@ -184,6 +179,9 @@ export class RaftPeer {
   private readonly inboundWarn: LogLimiter;
   private readonly timeline: BlockTimeline;
   private controllerBehindAtStart: bigint | undefined;
+  /** The highest commit index sent to each peer in an append or heartbeat (leader). */
+  private readonly commitSent = new Map<NodeId, number>();
+  private announceTimer: Cancel | undefined;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
   /** When each member last sent us a message that was stepped (status only). */
@@ -208,14 +206,14 @@ export class RaftPeer {
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
 
-    // A fresh store of a validator starts from the seed's bootstrap snapshot, so mixed Rust/TS
+    // A fresh store of a validator starts from the Rust service's bootstrap snapshot, so mixed Rust/TS
     // chains start the same way; the first listed validator campaigns at once.
     const position = validatorIndex(trigger, cfg.nodeAddress);
     let wantsCampaign = false;
     const initial = storage.initialState();
     const uninitialized = initial.confState.voters.length === 0 && initial.confState.learners.length === 0 && initial.hardState.term === 0;
     if (position >= 0 && uninitialized) {
-      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: validatorIds(trigger) }));
+      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: [...validatorIds(trigger)] }));
       storage.persist({ snapshot: snap });
       this.config = decodeChainConfig(snap.data);
       if (trigger.height === 0n) {
@@ -256,6 +254,11 @@ export class RaftPeer {
         maxUncommittedSize: 64 << 20,
         // Only the leader proposes; peers drop forwarded proposals (see receive()).
         disableProposalForwarding: true,
+        // A new commit index rides on the next append; announced by itself only if none comes soon
+        // (see announceCommit): at block_interval 0 that saves an append and its ack per follower.
+        skipBcastCommit: true,
+        // A follower that is being sent appends needs no heartbeat besides.
+        skipHeartbeatsWhileAppending: true,
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
         testBugs: deps.raftTestBugs,
@@ -314,22 +317,15 @@ export class RaftPeer {
 
   // ---------------------------------------------------------------- inputs
 
-  /** An inbound raft message from the transport. Never throws. */
-  receive(pb: PbMessage): void {
+  /** An inbound raft message, decoded and checked at the peer edge (parseEnvelope). Never throws. */
+  receive(m: Message): void {
     if (this.stopped) return;
-    if (!WIRE_TYPES.has(pb.msgType)) return this.dropInbound("unexpected_type", pb);
+    if (!WIRE_TYPES.has(m.msgType)) return this.dropInbound("unexpected_type", m);
     // Raft takes term 0 for a local message and skips its term checks: a candidate would adopt
     // term 0 from such a heartbeat. Peers always send their term (at least the bootstrap term 5).
-    if (pb.term === 0n) return this.dropInbound("zero_term", pb);
-    if (pb.from === this.deps.selfId) return this.dropInbound("from_self", pb);
-    if (!this.isMember(pb.from)) return this.dropInbound("not_member", pb);
-    let m: Message;
-    try {
-      m = messageFromPb(pb); // parseEnvelope checked it already; this guards any other caller
-    } catch (e) {
-      this.dropInbound("undecodable", pb, e instanceof CodecError ? e.message : String(e));
-      return;
-    }
+    if (m.term === 0) return this.dropInbound("zero_term", m);
+    if (m.from === this.deps.selfId) return this.dropInbound("from_self", m);
+    if (!this.isMember(m.from)) return this.dropInbound("not_member", m);
     this.heardAt.set(m.from, this.now());
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
@@ -337,7 +333,7 @@ export class RaftPeer {
       this.node.step(m);
     } catch (e) {
       if (e instanceof RaftError) this.log.debug("raft message not stepped", { from: m.from, reason: e.kind });
-      else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: e instanceof Error ? e.message : String(e) });
+      else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: errorMessage(e) });
     }
     this.schedule();
   }
@@ -348,8 +344,7 @@ export class RaftPeer {
    * on a node that is catching up (its new leader may not be in its configuration yet).
    */
   isMember(id: NodeId): boolean {
-    const conf = this.node.raft.prs.conf;
-    if (conf.voters.has(id) || conf.learners.has(id) || conf.learnersNext.has(id)) return true;
+    if (this.node.inConfiguration(id)) return true;
     if (this.config !== this.validatorsOf) {
       this.validatorsOf = this.config;
       this.validatorSet = new Set(validatorIds(this.config));
@@ -357,9 +352,9 @@ export class RaftPeer {
     return this.validatorSet.has(id);
   }
 
-  private dropInbound(reason: InboundDropReason, pb: PbMessage, error?: string): void {
+  private dropInbound(reason: InboundDropReason, m: Message): void {
     this.deps.events?.inboundDropped?.(reason);
-    this.inboundWarn.warn("dropped raft message", { reason, from: peerIdHex(pb.from), type: MessageType[pb.msgType] ?? pb.msgType, term: pb.term, ...(error ? { error } : {}) });
+    this.inboundWarn.warn("dropped raft message", { reason, from: peerIdHex(m.from), type: MessageType[m.msgType] ?? m.msgType, term: m.term });
   }
 
   /** A newer configuration from the controller (Reconfigure or ping) while running. */
@@ -478,12 +473,12 @@ export class RaftPeer {
    * election timeout starts an ordinary election.
    */
   private maybeFirstCampaign(): void {
-    const raft = this.node.raft;
-    if (raft.term !== BOOTSTRAP_TERM || this.leader !== NONE || raft.state !== StateRole.Follower) {
+    const st = this.node.basicStatus();
+    if (st.term !== BOOTSTRAP_TERM || st.leader !== NONE || st.role !== StateRole.Follower) {
       this.firstCampaignPending = false;
       return;
     }
-    const voters = [...raft.prs.conf.voters.ids()];
+    const voters = this.node.confState().voters;
     const reachable = voters.filter((id) => id === this.deps.selfId || this.deps.outlet.hasRoute(id)).length;
     if (reachable < Math.floor(voters.length / 2) + 1) return;
     this.firstCampaignPending = false;
@@ -510,6 +505,7 @@ export class RaftPeer {
         this.handleReady(rd);
         this.flushReports();
       }
+      if (this.role === StateRole.Leader) this.announceCommitSoon();
     } catch (e) {
       this.fail(e);
     }
@@ -526,9 +522,10 @@ export class RaftPeer {
       storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
     } else {
       storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      this.timeline.atEntries(rd.entries, "persisted");
       this.sendAll(rd.persistedMessages);
     }
-    if (rd.entries.length > 0) this.timeline.atEntries(rd.entries, "persisted");
+    if (rd.entries.length > 0) this.committer.appended(rd.entries);
     const light = this.node.advanceAppend(rd);
     this.sendAll(light.messages);
     // 4. Only after advanceAppend: what follows can append to the Raft log (a new leader's conf
@@ -548,9 +545,10 @@ export class RaftPeer {
 
   private sendAll(msgs: Message[]): void {
     for (const m of msgs) {
+      if (m.msgType === MessageType.MsgAppend || m.msgType === MessageType.MsgHeartbeat) this.commitSent.set(m.to, Math.max(this.commitSent.get(m.to) ?? 0, m.commit));
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_sent");
       else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_sent");
-      const outcome = this.deps.outlet.send(messageToPb(m));
+      const outcome = this.deps.outlet.send(m);
       if (outcome !== "queued") {
         this.unreachable.add(m.to);
         if (m.msgType === MessageType.MsgSnapshot) this.log.warn("snapshot not sent", { to: peerIdHex(m.to), outcome });
@@ -560,6 +558,29 @@ export class RaftPeer {
     }
   }
 
+  /**
+   * A leader's new commit index reaches the followers with the next append; at block_interval 0
+   * the next block follows within milliseconds. If none has carried it to every follower within
+   * COMMIT_ANNOUNCE_MS, it is sent by itself (raft-rs would send it at once, costing an append and
+   * an ack per follower per block).
+   */
+  private announceCommitSoon(): void {
+    if (this.announceTimer !== undefined || !this.commitUnannounced()) return;
+    this.announceTimer = this.deps.clock.after(COMMIT_ANNOUNCE_MS, () => {
+      this.announceTimer = undefined;
+      if (this.stopped || this.role !== StateRole.Leader || !this.commitUnannounced()) return;
+      this.node.broadcastCommit();
+      this.schedule();
+    });
+  }
+
+  /** Some voter has not been sent the leader's commit index yet. */
+  private commitUnannounced(): boolean {
+    const { commit } = this.node.basicStatus();
+    for (const id of this.node.confState().voters) if (id !== this.deps.selfId && (this.commitSent.get(id) ?? 0) < commit) return true;
+    return false;
+  }
+
   /** Unreachable peers and snapshot results are stepped after the Ready cycle, never inside it. */
   private flushReports(): void {
     if (this.unreachable.size > 0) {
@@ -567,7 +588,7 @@ export class RaftPeer {
       this.unreachable.clear();
       for (const id of ids) {
         this.node.reportUnreachable(id);
-        if (this.node.raft.prs.get(id)?.state === ProgressState.Snapshot) this.node.reportSnapshot(id, SnapshotStatus.Failure);
+        if (this.node.progressState(id) === ProgressState.Snapshot) this.node.reportSnapshot(id, SnapshotStatus.Failure);
       }
     }
     if (this.snapshotsSent.length > 0) {
@@ -592,7 +613,7 @@ export class RaftPeer {
     this.leader = leader;
     if (leader === NONE) this.leaderlessSince ??= this.now();
     else this.leaderlessSince = undefined;
-    const term = this.node.raft.term;
+    const term = this.node.basicStatus().term;
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
       this.log.info("became leader", { term });
@@ -634,7 +655,7 @@ export class RaftPeer {
         this.log.info("apply config change", { index, change: describeConfChange(cc), voters: cs.voters.length, joint: cs.votersOutgoing.length > 0 });
       } catch (e) {
         // Every node refuses the same invalid change the same way.
-        this.log.error("invalid conf change not applied", { index, error: e instanceof Error ? e.message : String(e) });
+        this.log.error("invalid conf change not applied", { index, error: errorMessage(e) });
       }
     }
     this.deps.storage.apply(index, cs ? { confState: cs } : {});
@@ -666,7 +687,7 @@ export class RaftPeer {
 
   private canProposeBlock(): boolean {
     // Blocks wait while membership changes: the validator set of a block must be settled.
-    return this.isLeader() && !this.committer.recommitting && !this.node.raft.hasPendingConf() && this.wantedConfChange() === undefined;
+    return this.isLeader() && !this.committer.recommitting && !this.node.basicStatus().pendingConfChange && this.wantedConfChange() === undefined;
   }
 
   private proposeBlock(p: Proposal): boolean {
@@ -683,21 +704,21 @@ export class RaftPeer {
   }
 
   private wantedConfChange(): ConfChangeV2 | undefined {
-    const cs = this.node.raft.prs.confState();
+    const cs = this.node.confState();
     if (cs.votersOutgoing.length > 0) return undefined; // leaving the joint config happens by itself
     return nextConfChange(cs, validatorIds(this.config));
   }
 
   private maybeProposeConfChange(): void {
     // Raft's pending-conf index covers a change proposed and not yet applied (also one a new leader may have inherited).
-    if (!this.isLeader() || this.node.raft.hasPendingConf()) return;
+    if (!this.isLeader() || this.node.basicStatus().pendingConfChange) return;
     const cc = this.wantedConfChange();
     if (cc === undefined) return;
     if (removesNode(cc, this.deps.selfId)) {
       // A leader never removes itself: an up-to-date validator takes over and removes it. The
       // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
       // election timeout: try again whenever none is under way, at most once per election timeout.
-      if (this.node.raft.leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
+      if (this.node.basicStatus().leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
       if (this.deps.testBugs?.has("no-handover-retry") && this.nextRemovalHandOverAt > 0) return;
       if (this.transferLeadership("leader is removed from validators")) {
         this.nextRemovalHandOverAt = this.now() + this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
@@ -717,14 +738,12 @@ export class RaftPeer {
 
   /** Up-to-date followers: recently active, replicating, matched the last index. */
   private pickTransferee(requireValidator: boolean): NodeId | undefined {
-    const raft = this.node.raft;
-    const last = raft.raftLog.lastIndex();
+    const { lastIndex, peers = [] } = this.node.status();
     const validators = new Set(validatorIds(this.config));
     const candidates: NodeId[] = [];
-    for (const [id, pr] of raft.prs.progress) {
-      if (id === this.deps.selfId || !raft.prs.conf.voters.has(id)) continue;
-      if (requireValidator && !validators.has(id)) continue;
-      if (pr.recentActive && pr.state === ProgressState.Replicate && pr.matched === last) candidates.push(id);
+    for (const pr of peers) {
+      if (pr.learner || (requireValidator && !validators.has(pr.id))) continue;
+      if (pr.recentActive && pr.state === ProgressState.Replicate && pr.match === lastIndex) candidates.push(pr.id);
     }
     if (candidates.length === 0) return undefined;
     return candidates[randomInt(this.deps.random, candidates.length)];
@@ -732,14 +751,12 @@ export class RaftPeer {
 
   /** The voter with the highest match index (it catches up, then gets MsgTimeoutNow). */
   private bestFollower(): NodeId | undefined {
-    const raft = this.node.raft;
     let best: NodeId | undefined;
     let bestMatch = -1;
-    for (const [id, pr] of raft.prs.progress) {
-      if (id === this.deps.selfId || !raft.prs.conf.voters.has(id)) continue;
-      if (pr.matched > bestMatch) {
-        best = id;
-        bestMatch = pr.matched;
+    for (const pr of this.node.status().peers ?? []) {
+      if (!pr.learner && pr.match > bestMatch) {
+        best = pr.id;
+        bestMatch = pr.match;
       }
     }
     return best;
@@ -747,7 +764,7 @@ export class RaftPeer {
 
   private transferLeadership(reason: string): boolean {
     if (!this.isLeader()) return false;
-    if (this.node.raft.prs.conf.voters.isJoint()) {
+    if (this.node.confState().votersOutgoing.length > 0) {
       this.log.debug("no leader transfer during a joint configuration", { reason });
       return false;
     }

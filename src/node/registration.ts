@@ -7,6 +7,7 @@ import type { ConsolaInstance } from "consola";
 import type { RegisterInfo } from "../../gen/network_pb.ts";
 import { MODULE } from "../peer/envelope.ts";
 import { Backoff, type Cancel, type Clock, type Random, sleep } from "./ports.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export interface RegistrationTarget {
   registerNetworkMsgHandler(
@@ -83,7 +84,7 @@ export class NetworkRegistration {
         if (code !== 0) problem = `network service answered status code ${code}`;
       } catch (e) {
         if (signal.aborted) return;
-        problem = e instanceof Error ? e.message : String(e);
+        problem = errorMessage(e);
       }
       if (problem === undefined) {
         const first = !this.registeredOnce;

@@ -3,8 +3,7 @@
 // the field name says). Built from RaftPeer.status(); a node that runs no Raft peer (not a
 // validator) answers with the Raft fields null.
 import { peerIdFromAddress, peerIdHex } from "../peer/peer-id.ts";
-import { PROGRESS_STATE_NAMES } from "../raft/tracker/progress.ts";
-import type { NodeId } from "../raft/types.ts";
+import { PROGRESS_STATE_NAMES, type NodeId } from "../raft/index.ts";
 import type { ChainConfig } from "./chain-config.ts";
 import type { PeerStatus } from "./raft-peer.ts";
 

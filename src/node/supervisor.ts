@@ -13,6 +13,7 @@ import { type ChainConfig, PING_HEIGHT, describeChainConfig, validatorIndex } fr
 import type { ControllerClient } from "./controller.ts";
 import type { Cancel, Clock } from "./ports.ts";
 import type { RaftPeer } from "./raft-peer.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export const SUPERVISOR_PERIOD_MS = 3_000;
 export const PING_TIMEOUT_MS = 5_000;
@@ -163,7 +164,7 @@ export class Supervisor {
       this.pingFailed({ code, status: StatusCodeEnum[code] });
     } catch (e) {
       if (this.stopping.signal.aborted) return undefined;
-      this.pingFailed({ error: e instanceof Error ? e.message : String(e) });
+      this.pingFailed({ error: errorMessage(e) });
     }
     return undefined;
   }

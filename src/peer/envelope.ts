@@ -6,14 +6,14 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
 import { type Message as RaftMessage, MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
 import { type NetworkMsg, NetworkMsgSchema } from "../../gen/network_pb.ts";
-import { messageFromPb } from "../raft/codec.ts";
-import type { Message as CoreMessage } from "../raft/types.ts";
+import { type Message as CoreMessage, codec } from "../raft/index.ts";
 import { decodePeerId, encodePeerId } from "./peer-id.ts";
 
 export const MODULE = "consensus";
 
 export type InboundEnvelope =
-  | { readonly type: "raft"; readonly origin: bigint; readonly msg: RaftMessage }
+  /** A raft message, decoded once, here: what passed the checks below goes to Raft as it is. */
+  | { readonly type: "raft"; readonly origin: bigint; readonly msg: CoreMessage }
   | { readonly type: "probe" | "probe-resp" | "refresh"; readonly origin: bigint; readonly id: bigint };
 
 /** An envelope that must be refused with INVALID_ARGUMENT (never retried by the network). */
@@ -24,9 +24,9 @@ export class EnvelopeError extends Error {
   }
 }
 
-/** A raft message for the peer reachable at `origin`. */
-export function raftEnvelope(origin: bigint, msg: RaftMessage): NetworkMsg {
-  return create(NetworkMsgSchema, { module: MODULE, type: "raft", origin, msg: toBinary(RaftMessageSchema, msg) });
+/** A raft message for the peer reachable at `origin`, encoded as eraftpb.Message. */
+export function raftEnvelope(origin: bigint, msg: CoreMessage): NetworkMsg {
+  return create(NetworkMsgSchema, { module: MODULE, type: "raft", origin, msg: toBinary(RaftMessageSchema, codec.messageToPb(msg)) });
 }
 
 /** Broadcast asking every peer to answer with its id; origin 0 because Broadcast ignores it. */
@@ -43,7 +43,7 @@ export function refreshEnvelope(origin: bigint, intendedTo: bigint): NetworkMsg 
   return create(NetworkMsgSchema, { module: MODULE, type: "refresh", origin, msg: encodePeerId(intendedTo) });
 }
 
-/** Validates an inbound NetworkMsg; throws EnvelopeError with the seed's message for each defect. */
+/** Validates an inbound NetworkMsg; throws EnvelopeError with consensus_raft's message for each defect. */
 export function parseEnvelope(nm: NetworkMsg): InboundEnvelope {
   if (nm.module !== MODULE) throw new EnvelopeError(`wrong module: ${JSON.stringify(nm.module)}`);
   switch (nm.type) {
@@ -58,7 +58,7 @@ export function parseEnvelope(nm: NetworkMsg): InboundEnvelope {
   }
 }
 
-function decodeRaft(bytes: Uint8Array): RaftMessage {
+function decodeRaft(bytes: Uint8Array): CoreMessage {
   let msg: RaftMessage;
   try {
     msg = fromBinary(RaftMessageSchema, bytes);
@@ -69,7 +69,7 @@ function decodeRaft(bytes: Uint8Array): RaftMessage {
   if (msg.to === 0n) throw new EnvelopeError("can't decode raft msg: destination id is 0");
   let m: CoreMessage;
   try {
-    m = messageFromPb(msg); // terms and indexes below 2^53, a known entry type, ...
+    m = codec.messageFromPb(msg); // terms and indexes below 2^53, a known entry type, ...
   } catch (e) {
     throw new EnvelopeError(`can't decode raft msg: ${(e as Error).message}`);
   }
@@ -83,7 +83,7 @@ function decodeRaft(bytes: Uint8Array): RaftMessage {
       throw new EnvelopeError("can't decode raft msg: snapshot data is not a ConsensusConfiguration");
     }
   }
-  return msg;
+  return m;
 }
 
 /**

@@ -9,7 +9,7 @@
 // network service retry each message up to ten times). Answers we owe to inbound traffic (probe-resp,
 // refresh) are rate-limited per origin, so inbound traffic cannot fill the outbound queue.
 import type { ConsolaInstance } from "consola";
-import type { Message as RaftMessage } from "../../gen/eraftpb_pb.ts";
+import { type Message as RaftMessage } from "../raft/index.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
 import {
   type InboundEnvelope,
@@ -21,6 +21,7 @@ import {
 import { type LearnResult, Mailbook, type PeerDirectory } from "./mailbook.ts";
 import { peerIdHex } from "./peer-id.ts";
 import { KeyedBuckets, LogLimiter, TokenBucket } from "./rate.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The two network service calls the transport needs; a Connect NetworkService client fits. */
 export interface NetworkOutlet {
@@ -348,7 +349,7 @@ export class PeerTransport {
       }
     } catch (e) {
       this.stats.networkFailures++;
-      const fields = { call: item.call, type: item.msg.type, error: e instanceof Error ? e.message : String(e) };
+      const fields = { call: item.call, type: item.msg.type, error: errorMessage(e) };
       // One warning per outage, not one per message: heartbeats alone would flood the log.
       if (this.#networkFailing) {
         this.#log.debug("network service call failed", fields);

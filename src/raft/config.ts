@@ -43,6 +43,12 @@ export interface RaftConfig {
   readOnlyOption?: ReadOnlyOption;
   /** Do not broadcast the new commit index right away (saves messages; followers learn it later). */
   skipBcastCommit?: boolean;
+  /**
+   * Skip the periodic heartbeat to a replicating follower that was sent an append since the last
+   * one: the append reset its election timer and carried the commit index, and its answer shows it
+   * alive. (raft-rs always sends them; with appends flowing they are pure cost.)
+   */
+  skipHeartbeatsWhileAppending?: boolean;
   /** Merge appends to the same follower within one Ready. */
   batchAppend?: boolean;
   /** A candidate with lower priority and equal log is refused (raft-rs priority election). */
@@ -51,8 +57,6 @@ export interface RaftConfig {
   maxUncommittedSize?: number;
   /** Bound on the size of committed entries returned per Ready. */
   maxCommittedSizePerReady?: number;
-  /** How far applying may run ahead of local persistence. */
-  maxApplyUnpersistedLogLimit?: number;
   /** Drop proposals on followers instead of forwarding them to the leader. */
   disableProposalForwarding?: boolean;
   /** Random source for election timeouts; defaults to a PRNG seeded from the id. */
@@ -79,11 +83,11 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     maxElectionTick: c.maxElectionTick || 2 * c.electionTick,
     readOnlyOption: c.readOnlyOption ?? ReadOnlyOption.Safe,
     skipBcastCommit: c.skipBcastCommit ?? false,
+    skipHeartbeatsWhileAppending: c.skipHeartbeatsWhileAppending ?? false,
     batchAppend: c.batchAppend ?? false,
     priority: c.priority ?? 0,
     maxUncommittedSize: c.maxUncommittedSize ?? NO_LIMIT,
     maxCommittedSizePerReady: c.maxCommittedSizePerReady ?? NO_LIMIT,
-    maxApplyUnpersistedLogLimit: c.maxApplyUnpersistedLogLimit ?? 0,
     disableProposalForwarding: c.disableProposalForwarding ?? false,
     random: c.random ?? seededRandom(Number(BigInt.asUintN(32, c.id))),
     logger: c.logger,

@@ -13,11 +13,7 @@ export class RaftLog {
   /** Highest index the application has applied. */
   applied: number;
 
-  constructor(
-    readonly store: Storage,
-    /** How far applying may run ahead of local persistence (raft-rs max_apply_unpersisted_log_limit). */
-    readonly maxApplyUnpersistedLogLimit = 0,
-  ) {
+  constructor(readonly store: Storage) {
     const first = store.firstIndex();
     const last = store.lastIndex();
     this.unstable = new Unstable(last + 1);
@@ -119,13 +115,14 @@ export class RaftLog {
   appliedTo(idx: number): void {
     if (idx === 0) return;
     if (idx > this.appliedIndexUpperBound() || idx < this.applied) {
-      throw new Error(`applied(${idx}) is out of range [prev_applied(${this.applied}), min(committed(${this.committed}), persisted(${this.persisted}) + ${this.maxApplyUnpersistedLogLimit})]`);
+      throw new Error(`applied(${idx}) is out of range [prev_applied(${this.applied}), min(committed(${this.committed}), persisted(${this.persisted}))]`);
     }
     this.applied = idx;
   }
 
+  /** Entries are applied only once committed and durable here (raft-rs with max_apply_unpersisted_log_limit 0). */
   appliedIndexUpperBound(): number {
-    return Math.min(this.committed, this.persisted + this.maxApplyUnpersistedLogLimit);
+    return Math.min(this.committed, this.persisted);
   }
 
   /** Marks (index, term) durable if it is still the entry at that index. */

@@ -29,13 +29,13 @@ import {
   NO_ENTRIES,
   type NodeId,
   type Snapshot,
-  bytesEqual,
   confStateEqual,
   entrySize,
   newEntry,
   payloadSize,
   voteRespMsgType,
 } from "./types.ts";
+import { bytesEqual } from "../util/bytes.ts";
 
 export const enum StateRole {
   Follower = 0,
@@ -138,6 +138,9 @@ export class Raft {
   readonly maxElectionTimeout: number;
   readonly maxMsgSize: number;
   readonly skipBcastCommit: boolean;
+  readonly skipHeartbeatsWhileAppending: boolean;
+  /** Followers sent an append since the last periodic heartbeat (with skipHeartbeatsWhileAppending). */
+  private readonly appendedSinceBeat = new Set<NodeId>();
   readonly batchAppend: boolean;
   readonly disableProposalForwarding: boolean;
   priority: number;
@@ -155,7 +158,7 @@ export class Raft {
     this.random = c.random;
     this.testBugs = c.testBugs;
     const rs = store.initialState();
-    this.raftLog = new RaftLog(store, c.maxApplyUnpersistedLogLimit);
+    this.raftLog = new RaftLog(store);
     this.prs = new ProgressTracker(c.maxInflightMsgs, c.maxInflightBytes);
     this.checkQuorum = c.checkQuorum;
     this.preVote = c.preVote;
@@ -166,6 +169,7 @@ export class Raft {
     this.maxElectionTimeout = c.maxElectionTick;
     this.maxMsgSize = c.maxSizePerMsg;
     this.skipBcastCommit = c.skipBcastCommit;
+    this.skipHeartbeatsWhileAppending = c.skipHeartbeatsWhileAppending;
     this.batchAppend = c.batchAppend;
     this.disableProposalForwarding = c.disableProposalForwarding;
     this.priority = c.priority;
@@ -287,6 +291,7 @@ export class Raft {
       }
     }
     this.send(m);
+    if (this.skipHeartbeatsWhileAppending && m.msgType === MessageType.MsgAppend) this.appendedSinceBeat.add(to);
     return true;
   }
 
@@ -377,6 +382,22 @@ export class Raft {
 
   bcastHeartbeat(): void {
     this.bcastHeartbeatWithCtx(this.readOnly.lastPendingRequestCtx());
+  }
+
+  /** The heartbeat of every heartbeat timeout, less those an append made needless. */
+  private periodicHeartbeat(): void {
+    const ctx = this.readOnly.lastPendingRequestCtx();
+    if (!this.skipHeartbeatsWhileAppending || ctx !== undefined) {
+      this.bcastHeartbeatWithCtx(ctx);
+    } else {
+      for (const id of this.prs.ids()) {
+        if (id === this.id) continue;
+        const pr = this.prs.get(id)!;
+        if (this.appendedSinceBeat.has(id) && pr.state === ProgressState.Replicate) continue;
+        this.sendHeartbeat(id, pr, undefined);
+      }
+    }
+    this.appendedSinceBeat.clear();
   }
 
   private bcastHeartbeatWithCtx(ctx: Uint8Array | undefined): void {
@@ -791,7 +812,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.msgType) {
       case MessageType.MsgBeat:
-        this.bcastHeartbeat();
+        this.periodicHeartbeat();
         return;
       case MessageType.MsgCheckQuorum:
         if (!this.prs.quorumRecentlyActive(this.id)) {
@@ -1105,6 +1126,16 @@ export class Raft {
     }
   }
 
+  /** Sends a request this follower cannot serve to the leader, or drops it (logging `noLeader`). */
+  private forwardToLeader(m: Message, noLeader: string): void {
+    if (this.leaderId === NONE) {
+      this.logger.info(noLeader, { raft_id: this.id, term: this.term });
+      return;
+    }
+    m.to = this.leaderId;
+    this.send(m);
+  }
+
   private stepFollower(m: Message): void {
     switch (m.msgType) {
       case MessageType.MsgPropose:
@@ -1134,12 +1165,7 @@ export class Raft {
         this.handleSnapshot(m);
         return;
       case MessageType.MsgTransferLeader:
-        if (this.leaderId === NONE) {
-          this.logger.info("no leader; dropping leader transfer msg", { raft_id: this.id, term: this.term });
-          return;
-        }
-        m.to = this.leaderId;
-        this.send(m);
+        this.forwardToLeader(m, "no leader; dropping leader transfer msg");
         return;
       case MessageType.MsgTimeoutNow:
         if (this.promotable) {
@@ -1151,12 +1177,7 @@ export class Raft {
         }
         return;
       case MessageType.MsgReadIndex:
-        if (this.leaderId === NONE) {
-          this.logger.info("no leader; dropping index reading msg", { raft_id: this.id, term: this.term });
-          return;
-        }
-        m.to = this.leaderId;
-        this.send(m);
+        this.forwardToLeader(m, "no leader; dropping index reading msg");
         return;
       case MessageType.MsgReadIndexResp:
         if (m.entries.length !== 1) {

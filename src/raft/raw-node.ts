@@ -1,5 +1,5 @@
 // RawNode: the only surface the application sees. It wraps the Raft state machine and hands out
-// its work in Ready batches. Rules for the caller (raft-rs semantics, see raft-reference §3.2):
+// its work in Ready batches. Rules for the caller (raft-rs semantics; src/raft/README.md explains them):
 //  1. if hasReady(): rd = ready(); between ready() and advance*() call nothing that changes state;
 //  2. send rd.messages at once (a leader's appends may overlap with its own fsync);
 //  3. persist rd.snapshot, rd.entries and rd.hardState durably (one transaction);
@@ -90,6 +90,20 @@ export interface Status {
   peers?: PeerProgress[];
   confState: ConfState;
   leadTransferee?: NodeId;
+}
+
+/** The facts a caller's loop reads often, without copying the tracker (see status() for all). */
+export interface BasicStatus {
+  readonly term: number;
+  readonly role: StateRole;
+  /** The leader this node knows of, or NONE. */
+  readonly leader: NodeId;
+  readonly commit: number;
+  readonly lastIndex: number;
+  /** On a leader handing over: the node it hands over to. */
+  readonly leadTransferee: NodeId | undefined;
+  /** A conf change is in the log and not yet applied: no other may be proposed. */
+  readonly pendingConfChange: boolean;
 }
 
 export const enum SnapshotStatus {
@@ -373,6 +387,44 @@ export class RawNode {
     };
   }
 
+  basicStatus(): BasicStatus {
+    const r = this.raft;
+    return {
+      term: r.term,
+      role: r.state,
+      leader: r.leaderId,
+      commit: r.raftLog.committed,
+      lastIndex: r.raftLog.lastIndex(),
+      leadTransferee: r.leadTransferee,
+      pendingConfChange: r.hasPendingConf(),
+    };
+  }
+
+  /**
+   * On a leader, sends every follower an append carrying the commit index (empty for those that
+   * have every entry). With `skipBcastCommit` the caller uses it to announce a commit that no new
+   * append carried in time.
+   */
+  broadcastCommit(): void {
+    if (this.raft.state === StateRole.Leader) this.raft.bcastAppend();
+  }
+
+  /** The current configuration (both halves of a joint one). */
+  confState(): ConfState {
+    return this.raft.prs.confState();
+  }
+
+  /** Whether `id` is in the configuration: a voter or learner of either half of a joint one. */
+  inConfiguration(id: NodeId): boolean {
+    const c = this.raft.prs.conf;
+    return c.voters.has(id) || c.learners.has(id) || c.learnersNext.has(id);
+  }
+
+  /** The leader's replication state for member `id` (undefined when not leading or not a member). */
+  progressState(id: NodeId): ProgressState | undefined {
+    return this.raft.state === StateRole.Leader ? this.raft.prs.get(id)?.state : undefined;
+  }
+
   private peerProgress(): PeerProgress[] {
     const r = this.raft;
     const learners = r.prs.conf.learners;
@@ -382,10 +434,5 @@ export class RawNode {
       out.push({ id, match: pr.matched, next: pr.nextIdx, state: pr.state, recentActive: pr.recentActive, learner: learners.has(id) });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  }
-
-  /** Whether a snapshot is pending installation. */
-  hasPendingSnapshot(): boolean {
-    return this.raft.snap() !== undefined;
   }
 }

@@ -185,11 +185,6 @@ export const CAMPAIGN_TRANSFER = new TextEncoder().encode("CampaignTransfer");
 export const CAMPAIGN_PRE_ELECTION = new TextEncoder().encode("CampaignPreElection");
 export const CAMPAIGN_ELECTION = new TextEncoder().encode("CampaignElection");
 
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 export function isLocalMsg(t: MessageType): boolean {
   return (
@@ -222,3 +217,4 @@ export function voteRespMsgType(t: MessageType): MessageType {
       throw new Error(`not a vote message: ${MessageType[t]}`);
   }
 }
+

@@ -1,36 +1,18 @@
-// The consensus gRPC server: ConsensusService (controller -> us), NetworkMsgHandlerService (peer
-// messages from the network service) and grpc.health.v1.Health, on one h2c port. Handlers answer at
-// once and hand work to callbacks; bad input gets INVALID_ARGUMENT, never an untyped error (the
-// network service retries UNKNOWN and INTERNAL, so a bad message would come back several times).
-//
-// The port is unauthenticated, so every resource a caller can make us hold is bounded: connections,
-// streams per connection, calls in flight, the bytes their requests hold, and the size of one
-// message, which is checked from the 5-byte gRPC frame header before the body is read. Refusals are
-// RESOURCE_EXHAUSTED at once, without reading the request.
+// The consensus gRPC server on one h2c port: the routes of routes.ts behind the admission control
+// of admission.ts, with a bounded stop.
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { ConsolaInstance } from "consola";
-import type { ConsensusConfiguration } from "../../gen/common_pb.ts";
-import { ConsensusService } from "../../gen/consensus_pb.ts";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health_check_pb.ts";
-import { NetworkMsgHandlerService } from "../../gen/network_pb.ts";
-import { EnvelopeError, type InboundEnvelope, parseEnvelope } from "../peer/envelope.ts";
 import { LogLimiter } from "../peer/rate.ts";
+import { errorMessage } from "../util/errors.ts";
+import { Admission, FRAME_HEADER, type GrpcServerLoad, type RefusalReason, trailersOnly } from "./admission.ts";
+import { consensusRoutes, type GrpcServerHandlers } from "./routes.ts";
 
-export interface GrpcServerHandlers {
-  /** Receives the controller's configuration; must return at once (the controller waits on it). */
-  reconfigure(cfg: ConsensusConfiguration): void;
-  /** Receives a validated peer message. */
-  networkMsg(env: InboundEnvelope): void;
-  /** Current health (SERVING when absent). */
-  health?(): HealthCheckResponse_ServingStatus;
-}
-
-/** Why a call was refused before its request was read (a label of consensus_grpc_refused_total). */
-export type RefusalReason = "too_large" | "busy" | "byte_budget" | "connections";
+export type { GrpcServerHandlers } from "./routes.ts";
+export type { GrpcServerLoad, RefusalReason } from "./admission.ts";
 
 export interface GrpcServerOptions {
   readonly port: number;
@@ -48,13 +30,6 @@ export interface GrpcServerOptions {
   /** Server-side interceptors (e.g. per-caller latency metrics). */
   readonly interceptors?: Interceptor[];
   readonly onRefused?: (reason: RefusalReason) => void;
-}
-
-/** What the server holds right now (for metrics). */
-export interface GrpcServerLoad {
-  readonly calls: number;
-  readonly bytes: number;
-  readonly connections: number;
 }
 
 export interface GrpcServer {
@@ -77,58 +52,23 @@ export const SERVER_DEFAULTS = {
   maxStreamsPerConnection: 1024,
 } as const;
 
-const OK = { code: 0 };
-const FRAME_HEADER = 5;
-
 export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
-  const { log, handlers } = opts;
+  const { log } = opts;
   const host = opts.host ?? SERVER_DEFAULTS.host;
   const maxBytes = opts.maxMessageBytes ?? SERVER_DEFAULTS.maxMessageBytes;
-  const maxCalls = opts.maxCalls ?? SERVER_DEFAULTS.maxCalls;
-  const maxInflight = opts.maxInflightBytes ?? Math.max(64 << 20, 2 * (maxBytes + FRAME_HEADER));
-  const maxConnections = opts.maxConnections ?? SERVER_DEFAULTS.maxConnections;
   const address = `${host.includes(":") ? `[${host}]` : host}:${opts.port}`;
   const warn = new LogLimiter(log, () => performance.now());
-  const load = { calls: 0, bytes: 0, connections: 0 };
-  const refused = (reason: RefusalReason) => opts.onRefused?.(reason);
-
-  const routes = (router: ConnectRouter) => {
-    router.service(ConsensusService, {
-      reconfigure(cfg) {
-        try {
-          handlers.reconfigure(cfg);
-        } catch (e) {
-          // Still success: a failed Reconfigure aborts the controller's block sync.
-          log.error("reconfigure handler failed", { error: String(e) });
-        }
-        return OK;
-      },
-      // Raft has no proofs to verify: every synced block is fine by consensus.
-      checkBlock: () => OK,
-    });
-    router.service(NetworkMsgHandlerService, {
-      processNetworkMsg(nm) {
-        let env: InboundEnvelope;
-        try {
-          env = parseEnvelope(nm);
-        } catch (e) {
-          if (!(e instanceof EnvelopeError)) throw e;
-          warn.warn("rejected network msg", { reason: e.message, type: nm.type, origin: nm.origin });
-          throw new ConnectError(e.message, Code.InvalidArgument);
-        }
-        try {
-          handlers.networkMsg(env);
-        } catch (e) {
-          log.error("network msg handler failed", { type: env.type, error: String(e) });
-          throw new ConnectError("consensus failed to handle the message", Code.Internal);
-        }
-        return OK;
-      },
-    });
-    router.service(Health, {
-      check: () => ({ status: handlers.health?.() ?? HealthCheckResponse_ServingStatus.SERVING }),
-    });
-  };
+  const admission = new Admission(
+    {
+      maxBytes,
+      maxCalls: opts.maxCalls ?? SERVER_DEFAULTS.maxCalls,
+      maxInflight: opts.maxInflightBytes ?? Math.max(64 << 20, 2 * (maxBytes + FRAME_HEADER)),
+      maxConnections: opts.maxConnections ?? SERVER_DEFAULTS.maxConnections,
+    },
+    (reason) => opts.onRefused?.(reason),
+    log,
+    warn,
+  );
 
   const router = createConnectRouter({
     grpc: true,
@@ -139,59 +79,8 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     acceptCompression: [compressionGzip, compressionBrotli],
     interceptors: opts.interceptors,
   });
-  routes(router);
+  consensusRoutes(opts.handlers, log, warn)(router);
   const byPath = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
-
-  /** One call in flight: the request bytes it holds, released once when it ends or is refused. */
-  interface Call {
-    bytes: number;
-    open: boolean;
-  }
-
-  function release(call: Call): void {
-    if (!call.open) return;
-    call.open = false;
-    load.calls--;
-    load.bytes -= call.bytes;
-  }
-
-  /** Counts and caps the request bytes of one call as Connect reads them. */
-  async function* limitedBody(body: AsyncIterable<Uint8Array>, call: Call): AsyncGenerator<Uint8Array> {
-    const header = new Uint8Array(FRAME_HEADER);
-    let seen = 0;
-    for await (const chunk of body) {
-      if (!call.open) return;
-      if (seen < FRAME_HEADER) {
-        const n = Math.min(FRAME_HEADER - seen, chunk.length);
-        header.set(chunk.subarray(0, n), seen);
-        if (seen + n === FRAME_HEADER) {
-          const declared = new DataView(header.buffer).getUint32(1);
-          if (declared > maxBytes) throw refuse(call, "too_large", declared);
-        }
-      }
-      seen += chunk.length;
-      // A unary request holds one message; anything beyond its frame is refused the same way.
-      if (seen > maxBytes + FRAME_HEADER) throw refuse(call, "too_large", seen - FRAME_HEADER);
-      if (load.bytes + chunk.length > maxInflight) throw refuse(call, "byte_budget", 0);
-      load.bytes += chunk.length;
-      call.bytes += chunk.length;
-      yield chunk;
-    }
-  }
-
-  /**
-   * Refuses a call whose request is still arriving. Its share is released at once: the response
-   * may only end once the caller stops sending (Bun keeps such a stream open), which it does when
-   * the stream is reset after the answer, or by its own deadline.
-   */
-  function refuse(call: Call, reason: "too_large" | "byte_budget", size: number): ConnectError {
-    release(call);
-    refused(reason);
-    if (reason === "byte_budget") {
-      return new ConnectError("server is busy: requests in flight hold too many bytes, retry later", Code.ResourceExhausted);
-    }
-    return new ConnectError(`message of ${size} bytes is larger than max_message_bytes (${maxBytes})`, Code.ResourceExhausted);
-  }
 
   function handler(req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void {
     const uHandler = byPath.get(req.url?.split("?", 1)[0] ?? "");
@@ -200,22 +89,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       trailersOnly(res, Code.Unimplemented, `unknown method ${req.url ?? ""}`);
       return;
     }
-    if (load.calls >= maxCalls) {
-      refused("busy");
-      trailersOnly(res, Code.ResourceExhausted, "server is busy: too many calls in flight, retry later");
-      return;
-    }
-    load.calls++;
-    const call: Call = { bytes: 0, open: true };
-    res.once("close", () => release(call));
-    res.once("finish", () => {
-      release(call);
-      // Answered before the request was read to its end (a refusal): reset the stream so the caller
-      // stops sending (RFC 9113 §8.1 allows NO_ERROR here), instead of trickling the rest in.
-      if (!req.readableEnded) res.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    });
+    const call = admission.admitCall(req, res);
+    if (call === undefined) return;
     const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
-    const limited: UniversalServerRequest = { ...uReq, body: limitedBody(uReq.body as AsyncIterable<Uint8Array>, call) };
+    const limited: UniversalServerRequest = { ...uReq, body: admission.limitedBody(uReq.body as AsyncIterable<Uint8Array>, call) };
     uHandler(limited)
       .then((uRes) => universalResponseToNodeResponse(withTypedParseErrors(uRes), res))
       .catch((e) => log.debug("grpc call ended with a transport error", { method: uHandler.method.name, error: String(e) }));
@@ -226,24 +103,7 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     { settings: { initialWindowSize: 1 << 20, maxConcurrentStreams: SERVER_DEFAULTS.maxStreamsPerConnection } },
     handler,
   );
-  const sessions = new Set<http2.ServerHttp2Session>();
-  let onSessionsGone: (() => void) | undefined;
-  server.on("session", (s) => {
-    if (sessions.size >= maxConnections) {
-      refused("connections");
-      warn.warn("too many grpc connections; closing a new one", { limit: maxConnections });
-      s.destroy();
-      return;
-    }
-    sessions.add(s);
-    load.connections = sessions.size;
-    s.on("error", (e) => log.debug("grpc session error", { error: String(e) }));
-    s.on("close", () => {
-      sessions.delete(s);
-      load.connections = sessions.size;
-      if (sessions.size === 0) onSessionsGone?.();
-    });
-  });
+  server.on("session", (s) => admission.admitSession(s));
   let boundPort = opts.port;
   let listening = false;
 
@@ -251,8 +111,8 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
     get port() {
       return boundPort;
     },
-    load,
-    limits: { calls: maxCalls, bytes: maxInflight, connections: maxConnections },
+    load: admission.load,
+    limits: { calls: admission.limits.maxCalls, bytes: admission.limits.maxInflight, connections: admission.limits.maxConnections },
 
     start() {
       return new Promise<void>((resolve, reject) => {
@@ -285,25 +145,10 @@ export function createGrpcServer(opts: GrpcServerOptions): GrpcServer {
       // close() stops accepting at once, but its callback can wait forever on idle client
       // sessions, so sessions are closed here and the wait is bounded.
       server.close();
-      if (sessions.size > 0) {
-        const gone = new Promise<void>((r) => (onSessionsGone = r));
-        for (const s of sessions) s.close();
-        let timer: Timer | undefined;
-        await Promise.race([gone, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-        clearTimeout(timer);
-        for (const s of sessions) s.destroy();
-      }
+      await admission.closeSessions(graceMs);
       log.info("grpc server stopped", { port: boundPort });
     },
   };
-}
-
-/** A gRPC error response in one HEADERS frame that ends the stream; the request is never read. */
-function trailersOnly(res: http2.Http2ServerResponse, code: Code, message: string): void {
-  res.stream.respond(
-    { ":status": 200, "content-type": "application/grpc", "grpc-status": String(code), "grpc-message": encodeURIComponent(message) },
-    { endStream: true },
-  );
 }
 
 /**
@@ -339,6 +184,6 @@ export function describeListenError(e: unknown): string {
     case "EADDRNOTAVAIL":
       return "address not available on this host";
     default:
-      return e instanceof Error ? e.message : String(e);
+      return errorMessage(e);
   }
 }

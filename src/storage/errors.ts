@@ -1,3 +1,4 @@
+import { errorMessage } from "../util/errors.ts";
 // Errors of the durable storage. Both carry one readable line meant to be the service's last log
 // line: the storage never repairs or resets anything by itself, the operator decides.
 
@@ -29,7 +30,7 @@ export function sqliteCode(e: unknown): string | undefined {
 /** A short human description of a SQLite failure, keyed on its result code family. */
 export function describeSqliteError(e: unknown): string {
   const code = sqliteCode(e) ?? "";
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = errorMessage(e);
   if (code.startsWith("SQLITE_FULL")) return `disk full (${msg})`;
   if (code.startsWith("SQLITE_IOERR")) return `I/O error (${msg}, ${code})`;
   if (code.startsWith("SQLITE_READONLY")) return `read-only (${msg})`;

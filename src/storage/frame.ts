@@ -3,7 +3,7 @@
 // delete of a few rows. Indexes are implied (first + position); per entry:
 //   u8 entry type | u32 term high | u32 term low | u32 data length | data | u32 context length | context
 // (big-endian). Terms are ≤ 2^53 (the codec's rule), so the two halves hold them exactly.
-import type { Entry } from "../raft/types.ts";
+import { type Entry } from "../raft/index.ts";
 
 const HEADER = 1 + 4 + 4 + 4 + 4;
 const TWO_32 = 2 ** 32;

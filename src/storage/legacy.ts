@@ -1,5 +1,5 @@
 // One-time import of the state the Rust service (consensus_raft 6.7.x) leaves in raft_data_path
-// (seed §9.2, §9.5): `raft-snapshot` (length-delimited eraftpb.Snapshot whose data is the
+// (docs/compatibility.md): `raft-snapshot` (length-delimited eraftpb.Snapshot whose data is the
 // ConsensusConfiguration), `raft-entry` (length-delimited eraftpb.Entry, or empty) and
 // `abort_height` (decimal u64). Decoding is all-or-nothing: any undecodable file stops the start.
 import { fromBinary } from "@bufbuild/protobuf";
@@ -8,7 +8,7 @@ import type { ConsolaInstance } from "consola";
 import fs from "node:fs";
 import path from "node:path";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
-import { decodeEntry, decodeSnapshot } from "../raft/codec.ts";
+import { codec } from "../raft/index.ts";
 import { StorageOpenError } from "./errors.ts";
 import { type DurableState, freshState } from "./state.ts";
 
@@ -57,7 +57,7 @@ export function readLegacy(dir: string): LegacyImport | undefined {
     // The Rust service treats an empty snapshot file as absent (it truncates before rewriting).
     summary.snapshot = "empty file, none imported";
   } else if (snapBytes !== undefined) {
-    const snap = decode(LEGACY_SNAPSHOT, fail, () => decodeSnapshot(delimited(snapBytes)));
+    const snap = decode(LEGACY_SNAPSHOT, fail, () => codec.decodeSnapshot(delimited(snapBytes)));
     const { index, term, confState } = snap.metadata;
     const config = decode(LEGACY_SNAPSHOT, fail, () => fromBinary(ConsensusConfigurationSchema, snap.data), "its data is not a ConsensusConfiguration");
     Object.assign(state, {
@@ -81,7 +81,7 @@ export function readLegacy(dir: string): LegacyImport | undefined {
 
   const entryBytes = read(LEGACY_ENTRY);
   if (entryBytes !== undefined && entryBytes.length > 0) {
-    const entry = decode(LEGACY_ENTRY, fail, () => decodeEntry(delimited(entryBytes)));
+    const entry = decode(LEGACY_ENTRY, fail, () => codec.decodeEntry(delimited(entryBytes)));
     if (entry.index === state.appliedIndex + 1 && entry.term >= state.appliedTerm) {
       // As in the Rust recovery: the entry is uncommitted; a leader confirms or replaces it.
       state.entries.push(entry);

@@ -1,7 +1,6 @@
 // The storage a node needs: the Raft core's read side plus the writes the node makes after each
 // Ready and each applied entry. SqliteStorage is the production implementation.
-import type { Storage } from "../raft/storage.ts";
-import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.ts";
+import { type Storage, type ConfState, type Entry, type HardState, type Snapshot } from "../raft/index.ts";
 
 /** What one Ready asks to make durable. Applied in this order: snapshot, entries, hard state. */
 export interface PersistBatch {

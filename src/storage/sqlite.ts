@@ -5,10 +5,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import path from "node:path";
-import { decodeConfState, decodeHardState, encodeConfState, encodeHardState } from "../raft/codec.ts";
-import { type RaftState, StorageError, cloneConfState, fitCount } from "../raft/storage.ts";
-import type { ConfState, Entry, HardState, NodeId, Snapshot } from "../raft/types.ts";
-import { NONE, isEmptySnapshot } from "../raft/types.ts";
+import { type RaftState, StorageError, cloneConfState, fitCount, type ConfState, type Entry, type HardState, type NodeId, type Snapshot, NONE, isEmptySnapshot, codec } from "../raft/index.ts";
 import { type SyncMode, closeQuietly, createSchema, openDatabase } from "./db.ts";
 import { StorageOpenError, StorageWriteError, describeSqliteError } from "./errors.ts";
 import { decodeEntries, encodeEntries } from "./frame.ts";
@@ -38,12 +35,18 @@ export class SqliteStorage implements NodeStorage {
   private readonly setAbort: Statement;
   private readonly setStateMachineStmt: Statement;
 
+  /** The synchronous mode the connection is in now (see write()). */
+  private syncNow: SyncMode;
+
   private constructor(
     /** Path of the database file, for messages. */
     readonly file: string,
     private readonly db: Database,
     private readonly s: DurableState,
+    /** The mode of the writes Raft's safety depends on: FULL fsyncs each of them. */
+    private readonly syncMode: SyncMode,
   ) {
+    this.syncNow = syncMode;
     this.insertBatch = db.prepare("INSERT INTO log (first_index, last_index, entries) VALUES (?, ?, ?)");
     this.deleteLog = db.prepare("DELETE FROM log");
     this.deleteBatchesFrom = db.prepare("DELETE FROM log WHERE last_index >= ? RETURNING first_index");
@@ -70,7 +73,8 @@ export class SqliteStorage implements NodeStorage {
   static open(dir: string, opts: OpenOptions = {}): SqliteStorage {
     const file = path.join(dir, DB_FILE);
     const log = opts.log;
-    const { db, fresh } = openDatabase(dir, file, opts.synchronous ?? "FULL");
+    const syncMode = opts.synchronous ?? "FULL";
+    const { db, fresh } = openDatabase(dir, file, syncMode);
     try {
       let state: DurableState;
       if (fresh) {
@@ -88,7 +92,7 @@ export class SqliteStorage implements NodeStorage {
           log?.warn("ignoring legacy raft files: the database already holds this node's state", { files: leftovers.join(",") });
         }
       }
-      const storage = new SqliteStorage(file, db, state);
+      const storage = new SqliteStorage(file, db, state, syncMode);
       log?.info("raft storage opened", {
         file,
         first_index: storage.firstIndex(),
@@ -213,18 +217,22 @@ export class SqliteStorage implements NodeStorage {
     // raft-rs refuses to start with a commit index beyond its log.
     if (hs.commit > last) throw new Error(`hard state commit ${hs.commit} is beyond the last entry ${last}`);
 
-    this.write("persist", () => {
+    // Entries, a snapshot, a new term or a vote must be on disk before anything is sent about them;
+    // a commit index alone need not (Raft learns it again from the leader), so it rides along with
+    // the next write that is synced.
+    const mustSync = snap !== undefined || ents.length > 0 || (batch.hardState !== undefined && (batch.hardState.term !== s.hardState.term || batch.hardState.vote !== s.hardState.vote));
+    this.write("persist", mustSync, () => {
       if (snap) {
         const m = snap.metadata;
         this.deleteLog.run();
-        this.setSnapshot.run(encodeConfState(m.confState), m.index, m.term, snap.data);
+        this.setSnapshot.run(codec.encodeConfState(m.confState), m.index, m.term, snap.data);
       }
       if (ents.length > 0) {
         const first = ents[0].index;
         if (truncate) this.truncateLog(first);
         this.insertBatch.run(first, ents[ents.length - 1].index, encodeEntries(ents));
       }
-      if (snap || batch.hardState) this.setHardState.run(encodeHardState(hs));
+      if (snap || batch.hardState) this.setHardState.run(codec.encodeHardState(hs));
     });
 
     // Committed: mirror it in memory (nothing below can throw).
@@ -257,8 +265,10 @@ export class SqliteStorage implements NodeStorage {
     const term = this.term(index);
     const hs = s.hardState.commit < index ? { ...s.hardState, commit: index } : undefined;
     const cs = update.confState ? cloneConfState(update.confState) : undefined;
-    this.write("apply", () =>
-      this.setApplied.run(index, term, update.stateMachine ?? null, cs ? encodeConfState(cs) : null, hs ? encodeHardState(hs) : null),
+    // Not synced: after a power loss the node applies the lost tail again, which the controller
+    // answers as already done (CommitBlock is idempotent for heights it has).
+    this.write("apply", false, () =>
+      this.setApplied.run(index, term, update.stateMachine ?? null, cs ? codec.encodeConfState(cs) : null, hs ? codec.encodeHardState(hs) : null),
     );
     s.appliedIndex = index;
     s.appliedTerm = term;
@@ -278,7 +288,7 @@ export class SqliteStorage implements NodeStorage {
     const removed = newFirst - this.firstIndex();
     if (removed <= 0) return 0;
     const term = this.term(newFirst - 1);
-    this.write("compact", () => {
+    this.write("compact", false, () => {
       // A batch reaching past newFirst - 1 stays whole; loading skips its compacted head.
       this.deleteBatchesBelow.run(newFirst);
       this.setCompacted.run(newFirst - 1, term);
@@ -298,7 +308,7 @@ export class SqliteStorage implements NodeStorage {
    * configuration from its controller (Reconfigure, or at bootstrap).
    */
   setStateMachine(stateMachine: Uint8Array): void {
-    this.write("state machine", () => this.setStateMachineStmt.run(stateMachine));
+    this.write("state machine", false, () => this.setStateMachineStmt.run(stateMachine));
     this.s.stateMachine = stateMachine;
   }
 
@@ -313,7 +323,7 @@ export class SqliteStorage implements NodeStorage {
 
   setAbortHeight(height: bigint): void {
     if (height < 0n || height > U64_MAX) throw new Error(`abort height ${height} is not a u64`);
-    this.write("abort height", () => this.setAbort.run(height.toString()));
+    this.write("abort height", true, () => this.setAbort.run(height.toString()));
     this.s.abortHeight = height;
   }
 
@@ -334,8 +344,18 @@ export class SqliteStorage implements NodeStorage {
     }
   }
 
-  private write(what: string, f: () => void): void {
+  /**
+   * One transaction. `sync` writes follow the configured mode (FULL: fsynced before this returns);
+   * the others are NORMAL: durable across a process crash, and on disk with the next synced write
+   * (the WAL is synced in order, so what survives a power loss is always a prefix of the writes).
+   */
+  private write(what: string, sync: boolean, f: () => void): void {
+    const mode: SyncMode = sync ? this.syncMode : "NORMAL";
     try {
+      if (mode !== this.syncNow) {
+        this.db.run(`PRAGMA synchronous = ${mode}`);
+        this.syncNow = mode;
+      }
       this.db.transaction(f)();
     } catch (e) {
       throw new StorageWriteError(`raft database ${this.file}: ${what} failed: ${describeSqliteError(e)}`);
@@ -353,8 +373,8 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
         "INSERT INTO raft_state (id, hard_state, conf_state, applied_index, applied_term, state_machine, " +
           "compacted_index, compacted_term, abort_height) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
       ).run(
-        encodeHardState(s.hardState),
-        encodeConfState(s.confState),
+        codec.encodeHardState(s.hardState),
+        codec.encodeConfState(s.confState),
         s.appliedIndex,
         s.appliedTerm,
         s.stateMachine,
@@ -410,8 +430,8 @@ function load(db: Database, file: string): DurableState {
     for (const e of ents) if (e.index > compactedIndex) entries.push(e);
   }
   const state: DurableState = {
-    hardState: decode("hard_state", () => decodeHardState(bytes(row.hard_state, "hard_state"))),
-    confState: decode("conf_state", () => decodeConfState(bytes(row.conf_state, "conf_state"))),
+    hardState: decode("hard_state", () => codec.decodeHardState(bytes(row.hard_state, "hard_state"))),
+    confState: decode("conf_state", () => codec.decodeConfState(bytes(row.conf_state, "conf_state"))),
     appliedIndex: num(row.applied_index, "applied_index"),
     appliedTerm: num(row.applied_term, "applied_term"),
     stateMachine: bytes(row.state_machine, "state_machine"),

@@ -1,7 +1,6 @@
 // The durable state of one node as a plain value (what a fresh dir starts with, what a legacy
 // import produces, what a restart loads) and the invariants every transaction preserves.
-import type { ConfState, Entry, HardState } from "../raft/types.ts";
-import { EMPTY_BYTES, newConfState, newHardState } from "../raft/types.ts";
+import { type ConfState, type Entry, type HardState, EMPTY_BYTES, newConfState, newHardState } from "../raft/index.ts";
 
 export interface DurableState {
   hardState: HardState;
@@ -14,7 +13,7 @@ export interface DurableState {
   /** Index and term of the entry just before the first retained one (0/0 before any compaction). */
   compactedIndex: number;
   compactedTerm: number;
-  /** The supervisor's abort window (seed §8.2), u64. */
+  /** The supervisor's abort window (last validator height + 2), u64. */
   abortHeight: bigint;
   /** Retained log, contiguous from compactedIndex + 1. */
   entries: Entry[];

@@ -48,6 +48,7 @@ describe("a controller that lost its last block (no WAL)", () => {
     await e.waitHeight(lost + 5);
     lostBlocksCameBack(c);
     await e.waitLog(0, "recommit entry succeed", mark);
+    expect(await e.metric(0, "consensus_blocks_recommitted_total")).toBeGreaterThanOrEqual(1);
     // The controller's lower proposals are dropped with a rate-limited line, not one per answer.
     const invalid = e.logSince(0, mark).split("\n").filter((l) => l.includes("receive a proposal with invalid height")).length;
     expect(invalid).toBeLessThanOrEqual(6);

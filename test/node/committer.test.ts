@@ -3,8 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import { ProposalSchema } from "../../gen/common_pb.ts";
 import { type ChainConfig, emptyChainConfig, encodeProposal, tryDecodeProposal } from "../../src/node/chain-config.ts";
 import { Committer, type CommitterHost, MAX_QUEUED_ENTRIES } from "../../src/node/committer.ts";
-import { encodeConfChangeV2 } from "../../src/raft/codec.ts";
-import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry } from "../../src/raft/types.ts";
+import { ConfChangeTransition, ConfChangeType, type ConfChangeV2, type Entry, EntryType, newEntry, codec } from "../../src/raft/index.ts";
 import { captureLog } from "../support/capture-log.ts";
 import type { NodeTestBug } from "../../src/node/test-bugs.ts";
 import { SimClock } from "../support/sim-clock.ts";
@@ -106,7 +105,7 @@ describe("commit pipeline", () => {
   test("conf changes are handed to Raft in log order, between blocks", async () => {
     const t = setup();
     const cc: ConfChangeV2 = { transition: ConfChangeTransition.Auto, changes: [{ changeType: ConfChangeType.AddNode, nodeId: 9n }], context: new Uint8Array() };
-    t.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: encodeConfChangeV2(cc) }), block(3, 2n)]);
+    t.enqueue([block(1, 1n), newEntry({ index: 2, term: 2, entryType: EntryType.EntryConfChangeV2, data: codec.encodeConfChangeV2(cc) }), block(3, 2n)]);
     await t.clock.until(() => t.applied.length === 3, 60_000, "three applies");
     expect(t.applied.map((a) => a.index)).toEqual([1, 2, 3]);
     expect(t.applied[1].cc?.changes[0].nodeId).toBe(9n);
@@ -222,3 +221,50 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
 function decodeData(e: Entry): Uint8Array {
   return tryDecodeProposal(e.data)!.data;
 }
+
+describe("early checks: a block is checked when it reaches the log, committed with CommitBlock alone", () => {
+  const methods = (t: ReturnType<typeof setup>) => t.controller.calls.map((c) => `${c.method}:${c.height}`);
+
+  test("the next block for an idle controller is checked before it is committed; its commit needs only CommitBlock", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 1n)]);
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual(["CheckProposal:1"]);
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]);
+  });
+
+  test("the result counts only for the very same bytes: another block at that height is checked again", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 1n)]);
+    const other = newEntry({ index: 1, term: 3, data: encodeProposal(create(ProposalSchema, { height: 1n, data: new Uint8Array([9]) })) });
+    t.enqueue([other]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CheckProposal:1", "CommitBlock:1"]);
+    expect(t.controller.calls[1].data).toEqual(new Uint8Array([9]));
+  });
+
+  test("no early check of a block that is not next, nor while the controller is busy with the one before", async () => {
+    const t = setup();
+    t.committer.appended([block(1, 2n)]); // a gap: the controller would take it as too high and sync
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual([]);
+    t.controller.plan.commit = ["hang"];
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.controller.count("CommitBlock") === 1, 60_000, "block 1 in flight");
+    t.committer.appended([block(2, 2n)]);
+    await t.clock.advance(1);
+    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]);
+  });
+
+  test("a failed early check is only a missed shortcut: the commit path checks again", async () => {
+    const t = setup();
+    t.controller.plan.check = ["unavailable"];
+    t.committer.appended([block(1, 1n)]);
+    t.enqueue([block(1, 1n)]);
+    await t.clock.until(() => t.applied.length === 1, 60_000, "the apply");
+    expect(methods(t)).toEqual(["CheckProposal:1", "CheckProposal:1", "CommitBlock:1"]);
+  });
+});
+

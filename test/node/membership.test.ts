@@ -1,11 +1,11 @@
 import { describe, expect, test } from "bun:test";
 import { nextConfChange, removesNode } from "../../src/node/membership.ts";
-import { ConfChangeTransition, ConfChangeType, newConfState } from "../../src/raft/types.ts";
+import { ConfChangeTransition, ConfChangeType, newConfState } from "../../src/raft/index.ts";
 
 const ids = (cc: ReturnType<typeof nextConfChange>) =>
   cc?.changes.map((c) => `${c.changeType === ConfChangeType.AddNode ? "+" : "-"}${c.nodeId}`) ?? [];
 
-describe("validators -> ConfChangeV2 (the seed's membership rules)", () => {
+describe("validators -> ConfChangeV2 (the Rust service's membership rules)", () => {
   test("voters that match the validators need no change", () => {
     expect(nextConfChange(newConfState({ voters: [1n, 2n, 3n] }), [3n, 1n, 2n])).toBeUndefined();
   });

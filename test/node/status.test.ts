@@ -1,5 +1,6 @@
 // What GET /status reports about one node: the Raft peer's own view (role, leader, how long it
 // has been without one) and, on a leader, each follower's progress and when it last spoke.
+import { codec } from "../../src/raft/index.ts";
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
@@ -19,7 +20,7 @@ function rig(): PeerRig {
 }
 
 function deliver(r: PeerRig, from: { id: bigint; origin: bigint }, m: MessageInitShape<typeof MessageSchema>): void {
-  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: create(MessageSchema, { to: r.self.id, from: from.id, ...m }) });
+  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, from: from.id, ...m })) });
 }
 
 function statusOf(r: PeerRig) {

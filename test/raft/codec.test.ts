@@ -1,6 +1,6 @@
 // eraftpb wire compatibility with raft-rs: field numbers and wire types checked by a small protobuf
 // reader written here (independent of @bufbuild/protobuf), exact uint64 ids, checked terms and
-// indexes, int64 priority, and the byte examples of the seed (§9.8) produced by the Rust service.
+// indexes, int64 priority, and byte examples of files the Rust service writes.
 import { describe, expect, test } from "bun:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as pb from "../../gen/eraftpb_pb.ts";
@@ -106,7 +106,7 @@ const enc = (s: string) => new TextEncoder().encode(s);
 // ---------------------------------------------------------------- fixtures
 
 const U64_MAX = 18446744073709551615n;
-// SipHash-1-3 peer ids of seed §6 (example node address, 20×0xff, empty address).
+// SipHash-1-3 peer ids as rustc's DefaultHasher computes them (example node address, 20×0xff, empty address).
 const SIP_EXAMPLE = 5936725455453027748n;
 const SIP_FF = 11954230095630064159n;
 const SIP_EMPTY = 15130871412783076140n;
@@ -324,7 +324,7 @@ describe("other eraftpb messages", () => {
   });
 });
 
-describe("seed §9.8 byte examples (written by the Rust service)", () => {
+describe("bytes the Rust service writes (its raft-entry and raft-snapshot files) decode and re-encode identically", () => {
   test("the raft-entry example decodes to EntryNormal term 6 index 7 with Proposal{height 1, data \"abc\"} and re-encodes identically", () => {
     const b = unhex("10061807220708011203616263");
     const e = decodeEntry(b);

@@ -11,6 +11,7 @@ import {
   Network,
   StateRole,
   acceptAndReply,
+  commitNoopEntry,
   ent,
   entView,
   entsWithTerms,
@@ -28,25 +29,6 @@ function propose(r: Raft, data = ""): void {
   r.step(m({ msgType: MessageType.MsgPropose, from: r.id, to: r.id, entries: [newEntry({ data: enc(data) })] }));
 }
 
-/**
- * etcd `commitNoopEntry`: every follower acks the new leader's no-op, the leader persists and
- * applies it, and the commit-refresh messages this causes are discarded. Our leader counts its own
- * ack only once its log is durable, so it persists first.
- */
-function commitNoopEntry(p: Interface): void {
-  const r = p.raft;
-  if (r.state !== StateRole.Leader) throw new Error("commitNoopEntry needs a leader");
-  p.persist();
-  r.bcastAppend();
-  for (const msg of p.readMessages()) {
-    if (msg.msgType !== MessageType.MsgAppend || msg.entries.length !== 1 || msg.entries[0].data.length !== 0) {
-      throw new Error("not a message to append the no-op entry");
-    }
-    r.step(acceptAndReply(msg));
-  }
-  p.readMessages();
-  r.commitApply(r.raftLog.committed);
-}
 
 /** Committed entries the application has not applied yet (etcd `nextCommittedEnts`). */
 function nextCommitted(r: Raft): Entry[] {

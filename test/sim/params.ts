@@ -15,6 +15,8 @@ export interface Params {
   maxInflightMsgs: number;
   maxInflightBytes: number;
   batchAppend: boolean;
+  /** Drawn from its own stream (see Sim's constructor), so adding it kept every seed's other choices. */
+  skipHeartbeatsWhileAppending: boolean;
   skipBcastCommit: boolean;
   maxUncommittedSize: number;
   /** Persist through advance_append_async / on_persist_ready instead of blocking on each Ready. */
@@ -55,6 +57,7 @@ export function drawParams(rng: Rng, testBugs: ReadonlySet<RaftTestBug> = new Se
     maxInflightMsgs: rng.pick([1, 2, 4, 256]),
     maxInflightBytes: rng.pick([0, 0, 0, 200]),
     batchAppend: rng.chance(0.3),
+    skipHeartbeatsWhileAppending: false,
     skipBcastCommit: rng.chance(0.2),
     maxUncommittedSize: rng.chance(0.15) && maxSizePerMsg <= 256 ? 512 : NO_LIMIT,
     asyncPersist: rng.chance(0.3),
@@ -85,6 +88,7 @@ export function describeParams(p: Params): string {
     `max_inflight_bytes=${p.maxInflightBytes}`,
     `batch_append=${p.batchAppend}`,
     `skip_bcast_commit=${p.skipBcastCommit}`,
+    `skip_heartbeats_while_appending=${p.skipHeartbeatsWhileAppending}`,
     `max_uncommitted=${lim(p.maxUncommittedSize)}`,
     `async_persist=${p.asyncPersist}`,
     `apply_lag=${p.applyLagMs}ms`,

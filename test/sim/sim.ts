@@ -113,7 +113,7 @@ export class Simulation implements Host, World {
   constructor(readonly opts: SimOptions) {
     this.ackBeforeFsync = opts.ackBeforeFsync ?? false;
     const root = new Rng(opts.seed);
-    this.params = drawParams(root, opts.testBugs);
+    this.params = { ...drawParams(root, opts.testBugs), skipHeartbeatsWhileAppending: new Rng(opts.seed ^ 0x5bd1e995).chance(0.5) };
     this.asyncPersist = this.params.asyncPersist;
     this.applyLagMs = this.params.applyLagMs;
     this.rng = root.fork();
@@ -301,6 +301,7 @@ export class Simulation implements Host, World {
       maxInflightBytes: p.maxInflightBytes,
       batchAppend: p.batchAppend,
       skipBcastCommit: p.skipBcastCommit,
+      skipHeartbeatsWhileAppending: p.skipHeartbeatsWhileAppending,
       maxUncommittedSize: p.maxUncommittedSize,
       testBugs: p.testBugs,
     });

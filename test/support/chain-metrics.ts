@@ -1,20 +1,10 @@
 // Reading running nodes from the outside: their Prometheus text, the leader, their memory.
 import { readFileSync } from "node:fs";
 import type { DevChain } from "../../src/devchain/chain.ts";
+import { parsePrometheusText as parseMetrics, type Scrape } from "../../src/metrics/text.ts";
 import { waitUntil } from "./wait-until.ts";
 
-/** The numbers of a /metrics page, by series (`name` or `name{labels}`). */
-export type Scrape = Map<string, number>;
-
-export function parseMetrics(text: string): Scrape {
-  const out: Scrape = new Map();
-  for (const line of text.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const cut = line.lastIndexOf(" ");
-    out.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return out;
-}
+export { parsePrometheusText as parseMetrics, type Scrape } from "../../src/metrics/text.ts";
 
 /** Node i's metrics (throws if the endpoint does not answer). */
 export async function scrapeNode(chain: DevChain, i: number): Promise<Scrape> {

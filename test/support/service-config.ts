@@ -1,4 +1,4 @@
-// A complete Config for starting the service in-process (defaults of the seed, ports from the test).
+// A complete Config for starting the service in-process (the Rust service's defaults, ports from the test).
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -2,14 +2,13 @@
 // checker sees: every CommitBlock a consensus sends and the answers it gets, every block each
 // controller holds, every raft message a node hands to its transport (with what its storage had
 // made durable at that moment), each restart's durable state, and the nodes' Raft state.
-import type { Message as PbMessage } from "../../../gen/eraftpb_pb.ts";
-import { MessageType } from "../../../gen/eraftpb_pb.ts";
 import type { ControllerEmulator } from "../../../src/devchain/controller.ts";
 import { toHex } from "../../../src/devchain/identity.ts";
 import { MAX_QUEUED_ENTRIES } from "../../../src/node/committer.ts";
 import type { ConsensusNode } from "../../../src/node/node.ts";
 import { StateRole } from "../../../src/raft/raft.ts";
-import { type AppendResponse, type StaleRejection, staleRejectionActedOn, staleRejectionBefore } from "../checker.ts";
+import { type Message, MessageType } from "../../../src/raft/types.ts";
+import { type StaleRejection, staleRejectionActedOn, staleRejectionBefore } from "../checker.ts";
 import type { DurableView } from "./storage.ts";
 
 export const CHAIN_INVARIANTS = [
@@ -214,16 +213,16 @@ export class ChainChecker {
   }
 
   /** Node `i` hands a raft message to its transport while its storage holds `durable`. */
-  onRaftSend(i: number, m: PbMessage, durable: DurableView): void {
+  onRaftSend(i: number, m: Message, durable: DurableView): void {
     if (m.reject) return;
-    const term = Number(m.term);
+    const term = m.term;
     if (m.msgType === MessageType.MsgRequestVoteResponse) {
       if (durable.term < term || (durable.term === term && durable.vote !== m.to)) {
         this.fail("persist before ack", `${this.names[i]} grants its vote to ${m.to} in term ${term} while its durable state is term ${durable.term} vote ${durable.vote}`);
       }
       this.acks[i].vote = { term, to: m.to };
     } else if (m.msgType === MessageType.MsgAppendResponse) {
-      const index = Number(m.index);
+      const index = m.index;
       if (durable.term < term || durable.lastIndex < index) {
         this.fail("persist before ack", `${this.names[i]} acknowledges index ${index} in term ${term} while its durable log ends at ${durable.lastIndex} (term ${durable.term})`);
       }
@@ -271,27 +270,13 @@ export class ChainChecker {
    * Before node `i` steps `m`: if `m` is an append rejection that raft-rs 0.7 calls stale, the
    * leader's progress of its sender (the rule of the core-level simulator, staleRejectionBefore).
    */
-  staleRejection(node: ConsensusNode | undefined, m: PbMessage): StaleRejection | undefined {
-    if (m.msgType !== MessageType.MsgAppendResponse || !m.reject) return undefined;
-    return staleRejectionBefore(node?.peer?.node, appendResponse(m));
+  staleRejection(node: ConsensusNode | undefined, m: Message): StaleRejection | undefined {
+    return staleRejectionBefore(node?.peer?.node, m);
   }
 
   /** After node `i` stepped a stale rejection: the leader's progress of the sender is as it was. */
-  checkStaleRejection(i: number, node: ConsensusNode | undefined, m: PbMessage, before: StaleRejection): void {
-    const moved = staleRejectionActedOn(node?.peer?.node, appendResponse(m), before);
+  checkStaleRejection(i: number, node: ConsensusNode | undefined, m: Message, before: StaleRejection): void {
+    const moved = staleRejectionActedOn(node?.peer?.node, m, before);
     if (moved !== undefined) this.fail("stale rejection ignored", `leader ${this.names[i]} of term ${before.term} ${moved}`);
   }
-}
-
-/** The fields the stale-rejection rule reads, as numbers. */
-function appendResponse(m: PbMessage): AppendResponse {
-  return {
-    msgType: m.msgType,
-    reject: m.reject,
-    requestSnapshot: Number(m.requestSnapshot),
-    term: Number(m.term),
-    from: m.from,
-    index: Number(m.index),
-    rejectHint: Number(m.rejectHint),
-  };
 }

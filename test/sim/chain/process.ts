@@ -16,7 +16,6 @@ import {
   type StatusCode,
   StatusCodeSchema,
 } from "../../../gen/common_pb.ts";
-import type { Message as PbMessage } from "../../../gen/eraftpb_pb.ts";
 import { type NetworkMsg, NetworkMsgSchema, RegisterInfoSchema } from "../../../gen/network_pb.ts";
 import { StatusCodeEnum } from "../../../gen/status_code_pb.ts";
 import type { Config } from "../../../src/config/types.ts";
@@ -29,6 +28,7 @@ import { ConsensusNode } from "../../../src/node/node.ts";
 import type { Random } from "../../../src/node/ports.ts";
 import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
 import type { RaftTestBug } from "../../../src/raft/config.ts";
+import type { Message } from "../../../src/raft/types.ts";
 import { EnvelopeError, parseEnvelope } from "../../../src/peer/envelope.ts";
 import type { NetworkOutlet } from "../../../src/peer/transport.ts";
 import { SqliteStorage } from "../../../src/storage/sqlite.ts";
@@ -174,7 +174,7 @@ export class ConsensusProcess {
     // Every raft message the node hands to its transport, with what its storage holds right then.
     const transport = this.node.transport;
     const send = transport.send.bind(transport);
-    transport.send = (m: PbMessage) => {
+    transport.send = (m: Message) => {
       if (this.state !== "down") host.checker.onRaftSend(i, m, this.storage.durable);
       return send(m);
     };
