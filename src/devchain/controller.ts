@@ -149,6 +149,12 @@ function checkConfig(blockInterval: number | undefined, validators: readonly Uin
 export class ControllerGroup {
   private readonly members = new Set<ControllerEmulator>();
 
+  /**
+   * `reachable(a, b)`: whether controller `a` can fetch blocks from `b` right now (block sync goes
+   * over the network service; the chain simulator passes its partitions here). Always by default.
+   */
+  constructor(private readonly reachable: (a: ControllerEmulator, b: ControllerEmulator) => boolean = () => true) {}
+
   add(c: ControllerEmulator): void {
     this.members.add(c);
   }
@@ -165,7 +171,7 @@ export class ControllerGroup {
   highestPeer(self: ControllerEmulator, excluded: ReadonlySet<ControllerEmulator>): ControllerEmulator | undefined {
     let best: ControllerEmulator | undefined;
     for (const c of this.members) {
-      if (c === self || !c.running || excluded.has(c)) continue;
+      if (c === self || !c.running || excluded.has(c) || !this.reachable(self, c)) continue;
       if (!best || c.height > best.height) best = c;
     }
     return best;

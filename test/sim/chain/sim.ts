@@ -121,7 +121,13 @@ export class ChainSim implements ProcessHost {
   readonly params: ChainParams;
   readonly trace: Trace;
   readonly slots: Slot[] = [];
-  readonly group = new ControllerGroup();
+  /** Controllers sync blocks over the network: only between nodes the network connects both ways. */
+  readonly group = new ControllerGroup((a, b) => {
+    const i = this.slots.findIndex((s) => s.controller === a);
+    const j = this.slots.findIndex((s) => s.controller === b);
+    const up = (k: number) => this.slots[k].endpoint.running;
+    return up(i) && up(j) && this.fabric.canReach(i, j) && this.fabric.canReach(j, i);
+  });
   readonly fabric: NetworkFabric;
   readonly checker: ChainChecker;
   readonly nodeBugs: ReadonlySet<NodeTestBug>;
