@@ -12,14 +12,13 @@ import type { ConsolaInstance } from "consola";
 import { type Proposal, ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import { type ConfChangeV2, type Entry, EntryType, codec } from "../raft/index.ts";
-import type { ControllerClient } from "./controller.ts";
-import { LogLimiter } from "../peer/rate.ts";
 import { bytesEqual } from "../util/bytes.ts";
-import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
-import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
-import type { BlockTimeline } from "./block-timeline.ts";
-import type { NodeTestBug } from "./test-bugs.ts";
 import { errorMessage } from "../util/errors.ts";
+import type { BlockTimeline } from "./block-timeline.ts";
+import { type ChainConfig, PING_HEIGHT, tryDecodeProposal } from "./chain-config.ts";
+import type { ControllerClient } from "./controller.ts";
+import { Backoff, type Clock, type Random, sleep } from "./ports.ts";
+import type { NodeTestBug } from "./test-bugs.ts";
 
 export interface CommitterHost {
   readonly log: ConsolaInstance;
@@ -70,13 +69,16 @@ export class Committer {
   /** Highest committed index handed to the committer (entries above lastQueued wait in storage). */
   private highestCommitted: number;
   private failing = false;
+  /** The newest block that reached the log while the controller was busy (see appended). */
+  private uncheckedNext: Proposal | undefined;
   /** A CheckProposal sent when the block reached the log, before it was committed (see appended). */
   private earlyCheck: { height: bigint; data: Uint8Array; result: Promise<{ code: number }> } | undefined;
   /** Blocks to commit again before anything else, lowest height first. */
   private recommits: Proposal[] = [];
   /** The controller height the pending recommits start from. */
   private recommitFrom: bigint | undefined;
-  private readonly limitedLog: LogLimiter;
+  /** The controller height of the last "no longer in the raft log" line (said once per height). */
+  private gapReportedAt: bigint | undefined;
 
   constructor(
     private readonly host: CommitterHost,
@@ -84,7 +86,6 @@ export class Committer {
   ) {
     this.lastQueued = lastApplied;
     this.highestCommitted = lastApplied;
-    this.limitedLog = new LogLimiter(host.log, () => host.clock.now());
   }
 
   /** Blocks the controller lost are being committed again: no new proposal until they are. */
@@ -106,7 +107,8 @@ export class Committer {
     const blocks = this.retainedBlocks(height, applied);
     const { log } = this.host;
     const lowest = blocks[0]?.height;
-    if (lowest === undefined || lowest > height + 1n) {
+    if ((lowest === undefined || lowest > height + 1n) && this.gapReportedAt !== height) {
+      this.gapReportedAt = height;
       log.warn("controller lost blocks that are no longer in the raft log; its block sync must fetch them from peers", {
         controller_height: height,
         applied_height: applied,
@@ -235,6 +237,7 @@ export class Committer {
     } finally {
       this.running = false;
     }
+    this.maybeCheckEarly();
   }
 
   private async applyOne(e: Entry, epoch: number): Promise<void> {
@@ -297,27 +300,37 @@ export class Committer {
    * committed, in height order.
    */
   appended(ents: readonly Entry[]): void {
-    if (this.stopped || this.running || this.queue.length > 0 || this.recommits.length > 0) return;
-    const next = this.host.chainConfig().height + 1n;
     for (const e of ents) {
       if (e.entryType !== EntryType.EntryNormal || e.data.length === 0) continue;
       const p = tryDecodeProposal(e.data);
-      if (p === undefined || p.height !== next) return;
-      if (this.earlyCheck?.height === p.height && bytesEqual(this.earlyCheck.data, p.data)) return;
-      const { log, controller, timeline } = this.host;
-      log.info("checking proposal..", { height: p.height, early: true });
-      timeline?.at(p.height, "check_sent");
-      const result = controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal: this.abort.signal }).then(
-        (r) => {
-          timeline?.at(p.height, "check_answered");
-          return { code: r.code };
-        },
-        // A failed early check is only a missed shortcut: the commit path checks again.
-        () => ({ code: StatusCodeEnum.NoneStatusCode }),
-      );
-      this.earlyCheck = { height: p.height, data: p.data, result };
+      if (p === undefined || p.height <= this.host.chainConfig().height) continue;
+      // Busy with the block before (a follower learns its commit about when the next block
+      // arrives): this one is checked as soon as the controller has that one.
+      this.uncheckedNext = p;
+      this.maybeCheckEarly();
       return;
     }
+  }
+
+  /** Sends the early check of the newest block that reached the log, if it is next and the controller idle. */
+  private maybeCheckEarly(): void {
+    const p = this.uncheckedNext;
+    if (p === undefined || this.stopped || this.running || this.queue.length > 0 || this.recommits.length > 0) return;
+    this.uncheckedNext = undefined;
+    if (p.height !== this.host.chainConfig().height + 1n) return;
+    if (this.earlyCheck?.height === p.height && bytesEqual(this.earlyCheck.data, p.data)) return;
+    const { log, controller, timeline } = this.host;
+    log.info("checking proposal..", { height: p.height, early: true });
+    timeline?.at(p.height, "check_sent");
+    const result = controller.checkProposal(p, { timeoutMs: CHECK_TIMEOUT_MS, signal: this.abort.signal }).then(
+      (r) => {
+        timeline?.at(p.height, "check_answered");
+        return { code: r.code };
+      },
+      // A failed early check is only a missed shortcut: the commit path checks again.
+      () => ({ code: StatusCodeEnum.NoneStatusCode }),
+    );
+    this.earlyCheck = { height: p.height, data: p.data, result };
   }
 
   /** The early check of exactly this block, if there was one (consumed). */

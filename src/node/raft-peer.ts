@@ -559,13 +559,19 @@ export class RaftPeer {
   }
 
   /**
-   * A leader's new commit index reaches the followers with the next append; at block_interval 0
-   * the next block follows within milliseconds. If none has carried it to every follower within
-   * COMMIT_ANNOUNCE_MS, it is sent by itself (raft-rs would send it at once, costing an append and
-   * an ack per follower per block).
+   * A leader's new commit index. At block_interval 0 the next block follows within milliseconds
+   * and its append carries the commit index to the followers; only if none has within
+   * COMMIT_ANNOUNCE_MS is it sent by itself (raft-rs sends it at once, costing an append and an ack
+   * per follower per block). With a block interval it is sent at once.
    */
   private announceCommitSoon(): void {
     if (this.announceTimer !== undefined || !this.commitUnannounced()) return;
+    if (this.config.blockInterval > 0) {
+      // No block follows for a second or more: announce it now, as raft-rs does.
+      this.node.broadcastCommit();
+      this.schedule();
+      return;
+    }
     this.announceTimer = this.deps.clock.after(COMMIT_ANNOUNCE_MS, () => {
       this.announceTimer = undefined;
       if (this.stopped || this.role !== StateRole.Leader || !this.commitUnannounced()) return;

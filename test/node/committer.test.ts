@@ -186,12 +186,24 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
     t.committer.controllerAt(1n, "start");
     await t.clock.advance(30_000);
     expect(t.controller.height).toBe(1n); // 4 is too high until the gap is filled
+    t.committer.controllerAt(1n, "proposal"); // the same report again, from every lower proposal
+    t.committer.controllerAt(1n, "proposal");
     expect(t.cap.lines.filter((l) => l.message.includes("no longer in the raft log"))).toHaveLength(1);
     const attempts = t.controller.count("CheckProposal");
     expect(attempts).toBeLessThan(30); // backoff, not a loop
     t.controller.height = 3n; // block sync fetched 2 and 3 from peers
     await t.clock.until(() => !t.committer.recommitting, 60_000, "the recommits");
     expect(commits(t).map((c) => c.height)).toEqual([4n, 5n, 6n]);
+  });
+
+  test("with none of the lost blocks left in the log, repeated reports of that height give one line and no calls", async () => {
+    const t = await chainWithLoss(3, 1n);
+    t.compactTo(4); // everything applied was compacted away (a snapshot, say)
+    for (let i = 0; i < 20; i++) t.committer.controllerAt(1n, "proposal");
+    await t.clock.advance(10_000);
+    expect(t.cap.lines.filter((l) => l.message.includes("no longer in the raft log"))).toHaveLength(1);
+    expect(t.controller.calls).toEqual([]);
+    expect(t.committer.recommitting).toBe(false);
   });
 
   test("heights at or above the applied one, or a second report while recommitting from lower, change nothing", async () => {
@@ -245,7 +257,7 @@ describe("early checks: a block is checked when it reaches the log, committed wi
     expect(t.controller.calls[1].data).toEqual(new Uint8Array([9]));
   });
 
-  test("no early check of a block that is not next, nor while the controller is busy with the one before", async () => {
+  test("no early check of a block that is not next; one that lands while the block before is committed is checked right after it", async () => {
     const t = setup();
     t.committer.appended([block(1, 2n)]); // a gap: the controller would take it as too high and sync
     await t.clock.advance(1);
@@ -255,7 +267,14 @@ describe("early checks: a block is checked when it reaches the log, committed wi
     await t.clock.until(() => t.controller.count("CommitBlock") === 1, 60_000, "block 1 in flight");
     t.committer.appended([block(2, 2n)]);
     await t.clock.advance(1);
-    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]);
+    expect(methods(t)).toEqual(["CheckProposal:1", "CommitBlock:1"]); // the controller is not at 1 yet
+    t.committer.resetTo(0); // frees the hung call (as a snapshot would); block 1 is committed again
+    await t.clock.until(() => t.applied.length === 1, 60_000, "block 1");
+    await t.clock.advance(1);
+    expect(methods(t).slice(-1)).toEqual(["CheckProposal:2"]); // block 2, before it is committed
+    t.enqueue([block(2, 2n)]);
+    await t.clock.until(() => t.applied.length === 2, 60_000, "block 2");
+    expect(methods(t).filter((x) => x.endsWith(":2"))).toEqual(["CheckProposal:2", "CommitBlock:2"]);
   });
 
   test("a failed early check is only a missed shortcut: the commit path checks again", async () => {
