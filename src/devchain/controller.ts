@@ -1,9 +1,15 @@
-// Controller emulator: plays controller_hsm toward one consensus process (its behaviour: README.md here).
-// It serves controller.Consensus2ControllerService with the real height rules, calls the local
-// consensus' Reconfigure at start-up until it answers 0, and syncs blocks from peer controllers
-// (CheckBlock + Reconfigure per synced block) when it falls behind. Tests drive its faults.
+// Controller emulator: plays controller_hsm toward one consensus process (its behaviour: README.md
+// here). It serves controller.Consensus2ControllerService with the real height rules, calls the
+// local consensus' Reconfigure at start-up until it answers 0, and syncs blocks from peer
+// controllers (CheckBlock + Reconfigure per synced block) when it falls behind. Tests drive its
+// faults.
+//
+// The logic runs on a Clock and talks to its consensus through a ControllerEdge: the gRPC edge
+// (grpc-edges.ts, the default) serves a real port and dials consensus on localhost, for
+// `consensus demo`, bench/ and the end-to-end tests; the chain simulator passes a simulated edge
+// and its simulated clock. One emulator, both uses.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConsolaInstance } from "consola";
 import { BlockHeaderSchema, CompactBlockSchema, type BlockHeader } from "../../gen/blockchain_pb.ts";
 import {
@@ -20,14 +26,13 @@ import {
   type ProposalWithProof,
   type StatusCode,
 } from "../../gen/common_pb.ts";
-import { ConsensusService } from "../../gen/consensus_pb.ts";
-import { Consensus2ControllerService } from "../../gen/controller_pb.ts";
 import { StatusCodeEnum as S } from "../../gen/status_code_pb.ts";
-import { freePorts, grpcClient, listenGrpc, type GrpcServer } from "./grpc.ts";
+import { type Cancel, type Clock, sleep, systemClock } from "../node/ports.ts";
+import type { ControllerEdge, IncomingCall, Listener } from "./edges.ts";
+import { grpcControllerEdge } from "./grpc-edges.ts";
 import { bytesEqual } from "../util/bytes.ts";
 import { sha256, toHex } from "./identity.ts";
 import { silentLogger } from "./log.ts";
-import { sleep } from "./wait.ts";
 
 export const U64_MAX = (1n << 64n) - 1n;
 
@@ -55,7 +60,7 @@ export interface Block {
   /** The system config in force after this block. */
   readonly config: SystemConfig;
   readonly source: "genesis" | "commit" | "sync";
-  /** `performance.now()` when the block entered this chain (for latency measurements). */
+  /** The controller's clock (`performance.now()` on the system clock) when the block entered this chain. */
   readonly appendedAt: number;
 }
 
@@ -83,10 +88,19 @@ export interface ControllerOptions {
   readonly name?: string;
   /** This node's 20-byte address: the proposer of its proposals. */
   readonly address: Uint8Array;
-  /** Where the local consensus serves ConsensusService (dialled on localhost). */
-  readonly consensusPort: number;
-  /** Own Consensus2ControllerService port; a free one when absent. */
+  /**
+   * How it serves and reaches its consensus; by default gRPC on loopback (`consensusPort`, `port`,
+   * `callTimeoutMs`).
+   */
+  readonly edge?: ControllerEdge;
+  /** Where the local consensus serves ConsensusService (dialled on localhost); gRPC edge only. */
+  readonly consensusPort?: number;
+  /** Own Consensus2ControllerService port; a free one when absent; gRPC edge only. */
   readonly port?: number;
+  /** Timers and elapsed time; the system clock by default. */
+  readonly clock?: Clock;
+  /** Wall time in ms since the epoch, for block timestamps; `Date.now` by default. */
+  readonly wallClock?: () => number;
   /** System config of the genesis block. */
   readonly genesis: SystemConfig;
   /** The other controllers of the chain, for block sync. */
@@ -97,7 +111,7 @@ export interface ControllerOptions {
   readonly serveBeforeReconfigure?: boolean;
   /** How often it compares its height with its peers' (chain status exchange). */
   readonly syncCheckIntervalMs?: number;
-  /** Deadline of each call to consensus. */
+  /** Deadline of each call to consensus; gRPC edge only. */
   readonly callTimeoutMs?: number;
   /** Pseudo transaction hashes per proposal, to give blocks a realistic size. */
   readonly txsPerProposal?: number;
@@ -135,6 +149,12 @@ function checkConfig(blockInterval: number | undefined, validators: readonly Uin
 export class ControllerGroup {
   private readonly members = new Set<ControllerEmulator>();
 
+  /**
+   * `reachable(a, b)`: whether controller `a` can fetch blocks from `b` right now (block sync goes
+   * over the network service; the chain simulator passes its partitions here). Always by default.
+   */
+  constructor(private readonly reachable: (a: ControllerEmulator, b: ControllerEmulator) => boolean = () => true) {}
+
   add(c: ControllerEmulator): void {
     this.members.add(c);
   }
@@ -151,7 +171,7 @@ export class ControllerGroup {
   highestPeer(self: ControllerEmulator, excluded: ReadonlySet<ControllerEmulator>): ControllerEmulator | undefined {
     let best: ControllerEmulator | undefined;
     for (const c of this.members) {
-      if (c === self || !c.running || excluded.has(c)) continue;
+      if (c === self || !c.running || excluded.has(c) || !this.reachable(self, c)) continue;
       if (!best || c.height > best.height) best = c;
     }
     return best;
@@ -159,10 +179,11 @@ export class ControllerGroup {
 
   /**
    * Schedules `change` on every controller so that all apply it to the same block: the height is
-   * raised to just above the highest chain if needed. Returns the height it takes effect at.
+   * raised to just above the highest block any of them ever held (lost ones included: those come
+   * back as they were, without the change). Returns the height it takes effect at.
    */
   scheduleConfigChange(change: ConfigChange): number {
-    const top = Math.max(0, ...this.controllers.map((c) => c.height));
+    const top = Math.max(0, ...this.controllers.map((c) => c.highestHeight));
     const atHeight = Math.max(change.atHeight, top + 1);
     for (const c of this.members) c.scheduleConfigChange({ ...change, atHeight });
     return atHeight;
@@ -178,17 +199,20 @@ export class ControllerEmulator {
   private readonly syncCheckIntervalMs: number;
   private readonly blocks: Block[] = [];
   private pending: ConfigChange[] = [];
+  /** Admin changes each block took (they go back to `pending` if the block is lost). */
+  private readonly changesAt = new Map<number, ConfigChange[]>();
   private readonly stats = new Map<number, HeightStats>();
-  /** Height → `performance.now()` of the first GetProposal answer for it. */
+  /** Height → clock time of the first GetProposal answer for it. */
   private readonly proposalTimes = new Map<number, number>();
-  private readonly consensus;
+  private readonly edge: ControllerEdge;
+  private readonly clock: Clock;
+  private readonly wallClock: () => number;
 
-  private portNumber: number | undefined;
-  private server: GrpcServer | undefined;
+  private server: Listener | undefined;
   private serverOpening: Promise<void> | undefined;
   /** One per start..kill; aborting it ends every task of that life. */
   private life: AbortController | undefined;
-  private syncTimer: ReturnType<typeof setInterval> | undefined;
+  private cancelSyncTimer: Cancel | undefined;
   private ownProposal: { height: number; data: Uint8Array } | undefined;
   /** Height of a proposal this controller checked (or made): it then waits for consensus instead of syncing. */
   private candidate = 0;
@@ -215,8 +239,11 @@ export class ControllerEmulator {
     this.log = (opts.log ?? silentLogger()).withTag(this.name);
     this.retryIntervalMs = opts.retryIntervalMs ?? 3000;
     this.syncCheckIntervalMs = opts.syncCheckIntervalMs ?? 1000;
-    this.portNumber = opts.port;
-    this.consensus = grpcClient(ConsensusService, opts.consensusPort, "controller", opts.callTimeoutMs ?? 5000);
+    this.clock = opts.clock ?? systemClock;
+    this.wallClock = opts.wallClock ?? Date.now;
+    if (opts.edge) this.edge = opts.edge;
+    else if (opts.consensusPort !== undefined) this.edge = grpcControllerEdge({ consensusPort: opts.consensusPort, port: opts.port, callTimeoutMs: opts.callTimeoutMs ?? 5000 });
+    else throw new Error(`${this.name}: a controller needs an edge or a consensusPort`);
     const header = create(BlockHeaderSchema, {
       prevhash: new Uint8Array(32),
       timestamp: 0n,
@@ -232,7 +259,7 @@ export class ControllerEmulator {
       proof: EMPTY,
       config: { blockInterval: opts.genesis.blockInterval, validators: [...opts.genesis.validators] },
       source: "genesis",
-      appendedAt: performance.now(),
+      appendedAt: this.clock.now(),
     });
     opts.group?.add(this);
   }
@@ -241,6 +268,13 @@ export class ControllerEmulator {
 
   get height(): number {
     return this.blocks.length - 1;
+  }
+
+  /** The highest block this controller ever held, counting blocks it lost in power losses. */
+  get highestHeight(): number {
+    let top = this.height;
+    for (const b of this.lostBlocks) if (b.height > top) top = b.height;
+    return top;
   }
 
   get head(): Block {
@@ -253,8 +287,9 @@ export class ControllerEmulator {
 
   /** The port it serves on; known after `start()`. */
   get port(): number {
-    if (this.portNumber === undefined) throw new Error(`${this.name} has no port before start()`);
-    return this.portNumber;
+    const port = this.edge.port;
+    if (port === undefined) throw new Error(`${this.name} has no port before start()`);
+    return port;
   }
 
   get running(): boolean {
@@ -283,7 +318,7 @@ export class ControllerEmulator {
     }));
   }
 
-  /** When this controller first handed out a proposal for `height` (`performance.now()`), if it did. */
+  /** When this controller first handed out a proposal for `height` (its clock), if it did. */
   proposalAnsweredAt(height: number): number | undefined {
     return this.proposalTimes.get(height);
   }
@@ -297,8 +332,8 @@ export class ControllerEmulator {
   /** Applies `change` to the config of the first block committed at or after `change.atHeight`. */
   scheduleConfigChange(change: ConfigChange): void {
     checkConfig(change.blockInterval, change.validators);
-    if (change.atHeight <= this.height) {
-      throw new Error(`${this.name}: cannot schedule a config change at height ${change.atHeight}, the chain is at ${this.height}`);
+    if (change.atHeight <= this.highestHeight) {
+      throw new Error(`${this.name}: cannot schedule a config change at height ${change.atHeight}, the chain is at ${this.highestHeight}`);
     }
     this.pending.push({ ...change });
     this.pending.sort((a, b) => a.atHeight - b.atHeight);
@@ -306,7 +341,7 @@ export class ControllerEmulator {
 
   /** Calls arriving in the next `ms` get no answer until that time has passed. */
   hang(ms: number): void {
-    this.hangUntil = Date.now() + ms;
+    this.hangUntil = this.clock.now() + ms;
   }
 
   injectFault(fault: Fault): void {
@@ -330,7 +365,8 @@ export class ControllerEmulator {
    */
   async start(): Promise<void> {
     if (this.life) throw new Error(`${this.name} is already running`);
-    if (this.portNumber === undefined) [this.portNumber] = await freePorts(1);
+    await this.edge.prepare?.();
+    if (this.life) throw new Error(`${this.name} is already running`);
     const life = new AbortController();
     this.life = life;
     this.reconfiguredAtStart = false;
@@ -343,8 +379,8 @@ export class ControllerEmulator {
   kill(): void {
     this.life?.abort(new Error(`${this.name} killed`));
     this.life = undefined;
-    clearInterval(this.syncTimer);
-    this.syncTimer = undefined;
+    this.cancelSyncTimer?.();
+    this.cancelSyncTimer = undefined;
     this.stopServer();
     this.ownProposal = undefined;
     this.candidate = 0;
@@ -369,7 +405,13 @@ export class ControllerEmulator {
     for (const b of this.blocks.splice(keep)) {
       this.lostBlocks.push(b);
       this.stats.delete(b.height);
+      // The admin transactions of a lost block are pending again: committed again, the block
+      // applies them again.
+      const changes = this.changesAt.get(b.height);
+      this.changesAt.delete(b.height);
+      if (changes) this.pending.push(...changes);
     }
+    this.pending.sort((a, b) => a.atHeight - b.atHeight);
     this.log.info("power loss", { height: this.height, lost: this.lostBlocks.length });
     await this.start();
   }
@@ -397,17 +439,15 @@ export class ControllerEmulator {
   }
 
   private async openServer(life: AbortController): Promise<void> {
-    const server = await listenGrpc((router) => {
-      router.service(Consensus2ControllerService, {
-        getProposal: async (_req, ctx) => this.getProposal(await this.enter("GetProposal", ctx)),
-        checkProposal: async (req, ctx) => this.checkProposal(req, await this.enter("CheckProposal", ctx)),
-        commitBlock: async (req, ctx) => this.commitBlock(req, await this.enter("CommitBlock", ctx)),
-      });
-    }, this.port);
+    const server = await this.edge.serve({
+      getProposal: async (call) => this.getProposal(await this.enter("GetProposal", call)),
+      checkProposal: async (req, call) => this.checkProposal(req, await this.enter("CheckProposal", call)),
+      commitBlock: async (req, call) => this.commitBlock(req, await this.enter("CommitBlock", call)),
+    });
     // Killed (or restarted) while the socket was opening: that life must not serve.
     if (this.life !== life) return server.close();
     this.server = server;
-    this.log.debug("serving", { port: this.port });
+    this.log.debug("serving", { port: this.edge.port });
   }
 
   private async boot(signal: AbortSignal): Promise<void> {
@@ -415,25 +455,24 @@ export class ControllerEmulator {
     for (;;) {
       const cfg = this.configMessage(BigInt(this.height));
       this.reconfigureCalls.push(cfg);
-      const code = await this.callConsensus("Reconfigure", () => this.consensus.reconfigure(cfg, { signal }));
+      const code = await this.callConsensus("Reconfigure", () => this.edge.consensus.reconfigure(cfg, signal));
       if (signal.aborted) return;
       if (code === S.Success) break;
-      await sleep(this.retryIntervalMs, signal);
+      await sleep(this.clock, this.retryIntervalMs, signal);
     }
     this.reconfiguredAtStart = true;
     this.log.info("consensus reconfigured", { height: this.height });
     await this.startServer();
     if (signal.aborted) return;
-    this.syncTimer = setInterval(() => this.maybeSync(), this.syncCheckIntervalMs);
+    this.cancelSyncTimer = this.clock.every(this.syncCheckIntervalMs, () => this.maybeSync());
   }
 
   // ---- the service ----
 
-  private async enter(method: ControllerMethod, ctx: HandlerContext): Promise<ActiveFault | undefined> {
+  private async enter(method: ControllerMethod, call: IncomingCall): Promise<ActiveFault | undefined> {
     this.callCounts[method]++;
-    const who = ctx.requestHeader.get("client-name");
-    if (who) this.clientNames.add(who);
-    while (Date.now() < this.hangUntil) await sleep(this.hangUntil - Date.now(), ctx.signal);
+    if (call.clientName) this.clientNames.add(call.clientName);
+    while (this.clock.now() < this.hangUntil) await sleep(this.clock, this.hangUntil - this.clock.now(), call.signal);
     const fault = this.faults.find((f) => f.remaining > 0 && (!f.methods || f.methods.includes(method)));
     if (!fault) return undefined;
     fault.remaining--;
@@ -446,7 +485,7 @@ export class ControllerEmulator {
     if (this.syncingNow) return create(ProposalResponseSchema, { status: { code: S.NodeInSyncMode } });
     const n = this.height + 1;
     if (this.ownProposal?.height !== n) this.ownProposal = { height: n, data: this.buildProposal(n) };
-    if (!this.proposalTimes.has(n)) this.proposalTimes.set(n, performance.now());
+    if (!this.proposalTimes.has(n)) this.proposalTimes.set(n, this.clock.now());
     this.candidate = n;
     return create(ProposalResponseSchema, {
       status: { code: S.Success },
@@ -534,7 +573,7 @@ export class ControllerEmulator {
         bytesEqual(inner.preStateRoot, stateRootAfter(head)) &&
         head.config.validators.some((v) => bytesEqual(v, header.proposer)) &&
         ts >= Number(head.header.timestamp) &&
-        ts <= Date.now() + head.config.blockInterval * 1000 &&
+        ts <= this.wallClock() + head.config.blockInterval * 1000 &&
         bytesEqual(header.transactionsRoot, txRoot(block.body.txHashes));
       if (!ok) return { code: S.ProposalCheckError };
     }
@@ -548,7 +587,7 @@ export class ControllerEmulator {
     );
     const header = create(BlockHeaderSchema, {
       prevhash: prev.hash,
-      timestamp: BigInt(Math.max(Date.now(), Number(prev.header.timestamp))),
+      timestamp: BigInt(Math.max(this.wallClock(), Number(prev.header.timestamp))),
       height: BigInt(n),
       transactionsRoot: txRoot(txHashes),
       proposer: this.address,
@@ -562,6 +601,7 @@ export class ControllerEmulator {
     let config = b.config ?? this.config;
     const due = this.pending.filter((c) => c.atHeight <= b.height);
     this.pending = this.pending.filter((c) => c.atHeight > b.height);
+    if (due.length > 0) this.changesAt.set(b.height, due);
     if (source === "commit") {
       for (const c of due) {
         config = {
@@ -570,7 +610,7 @@ export class ControllerEmulator {
         };
       }
     }
-    this.blocks.push({ ...b, config, source, appendedAt: performance.now() });
+    this.blocks.push({ ...b, config, source, appendedAt: this.clock.now() });
     this.ownProposal = undefined;
     this.candidate = 0;
     this.log.info("block committed", { height: b.height, source, hash: toHex(b.hash).slice(0, 16) });
@@ -644,7 +684,7 @@ export class ControllerEmulator {
         proof: b.proof,
       });
       this.checkBlockCalls.push(n);
-      const checked = await this.callConsensus("CheckBlock", () => this.consensus.checkBlock(pwp, { signal }));
+      const checked = await this.callConsensus("CheckBlock", () => this.edge.consensus.checkBlock(pwp, signal));
       if (signal.aborted || checked === undefined) return "abort";
       if (checked !== S.Success) {
         // Codes that are multiples of 100 mean "not ready": retry later, the peer is not to blame.
@@ -654,7 +694,7 @@ export class ControllerEmulator {
       this.append({ height: n, hash: b.hash, header: b.header, data: b.data, proof: b.proof, config: b.config }, "sync");
       const cfg = this.configMessage(BigInt(n), b.config);
       this.reconfigureCalls.push(cfg);
-      const code = await this.callConsensus("Reconfigure", () => this.consensus.reconfigure(cfg, { signal }));
+      const code = await this.callConsensus("Reconfigure", () => this.edge.consensus.reconfigure(cfg, signal));
       if (code !== S.Success) return "abort"; // HSM leaves its sync loop when Reconfigure fails
     }
     return "done";

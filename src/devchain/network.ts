@@ -1,18 +1,24 @@
-// Network emulator: plays network_zenoh for every node of a devchain (its behaviour: README.md here).
-// One fabric holds all nodes; each node gets its own network.NetworkService endpoint. A message is
-// delivered to the destination's consensus in its own task (so order is not kept), with `origin`
-// rewritten to the sender, retried like cloud-common-rs' RetryClient and then dropped. Loss,
-// delay, duplication and partitions are injected per link from one seeded RNG.
+// Network emulator: plays network_zenoh for every node of a devchain (its behaviour: README.md
+// here). One fabric holds all nodes; each node gets its own network.NetworkService endpoint. A
+// message is delivered to the destination's consensus in its own task (so order is not kept), with
+// `origin` rewritten to the sender, retried like cloud-common-rs' RetryClient and then dropped.
+// Loss, delay, duplication and partitions are injected per link from one seeded RNG.
+//
+// The fabric runs on a Clock, and each endpoint reaches its consensus through a NetworkEdge: gRPC
+// on loopback by default (grpc-edges.ts), simulated calls in the chain simulator.
 import { create } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import type { ConsolaInstance } from "consola";
-import { NetworkMsgHandlerService, NetworkService, NetworkMsgSchema, NetworkStatusResponseSchema, type NetworkMsg } from "../../gen/network_pb.ts";
+import { NetworkMsgSchema, NetworkStatusResponseSchema, type NetworkMsg } from "../../gen/network_pb.ts";
 import { StatusCodeSchema, TotalNodeNetInfoSchema } from "../../gen/common_pb.ts";
-import { grpcClient, isRetryable, listenGrpc, type GrpcServer } from "./grpc.ts";
+import { type Cancel, type Clock, sleep, systemClock } from "../node/ports.ts";
+import type { IncomingCall, Listener, NetworkEdge } from "./edges.ts";
+import { isRetryable } from "./grpc.ts";
+import { grpcNetworkEdge } from "./grpc-edges.ts";
 import { originOf, toHex } from "./identity.ts";
 import { silentLogger } from "./log.ts";
 import { seededRng, type Rng } from "./rng.ts";
-import { sleep, waitFor } from "./wait.ts";
+import { waitFor } from "./wait.ts";
 
 /** Conditions of a link; probabilities in [0, 1], times in ms. */
 export interface LinkFault {
@@ -37,17 +43,27 @@ export interface NetworkOptions {
   readonly rng?: Rng;
   readonly seed?: number;
   readonly retry?: Partial<DeliveryRetry>;
-  /** Deadline of each ProcessNetworkMsg call (tonic has none; we do not want hung tasks piling up). */
+  /** Deadline of each ProcessNetworkMsg call (tonic has none; we do not want hung tasks piling up); gRPC edges only. */
   readonly callTimeoutMs?: number;
+  /**
+   * How messages find a node's consensus. "static" (network_zenoh): the configured route, whatever
+   * was registered. "registered" (the older networks): only after RegisterNetworkMsgHandler, and a
+   * restarted endpoint has forgotten every registration.
+   */
+  readonly routing?: "static" | "registered";
+  /** Timers and elapsed time; the system clock by default. */
+  readonly clock?: Clock;
   readonly log?: ConsolaInstance;
 }
 
 export interface NetworkNodeOptions {
   readonly name?: string;
   readonly address: Uint8Array;
-  /** Static route of module "consensus" (like `[[network_zenoh.modules]]`). */
-  readonly consensusPort: number;
-  /** Own NetworkService port; a free one when absent. */
+  /** How it reaches its consensus and serves it; gRPC on loopback (`consensusPort`, `port`) by default. */
+  readonly edge?: NetworkEdge;
+  /** Static route of module "consensus" (like `[[network_zenoh.modules]]`); gRPC edge only. */
+  readonly consensusPort?: number;
+  /** Own NetworkService port; a free one when absent; gRPC edge only. */
   readonly port?: number;
 }
 
@@ -61,7 +77,7 @@ export interface MessageCounters {
   dropped: number;
 }
 
-export type DropReason = "noRoute" | "self" | "unknownModule" | "loss" | "partition" | "stopped" | "failed";
+export type DropReason = "noRoute" | "self" | "unknownModule" | "loss" | "partition" | "stopped" | "unregistered" | "failed";
 
 const DEFAULT_RETRY: DeliveryRetry = { maxAttempts: 10, initialMs: 100, maxMs: 5000, maxElapsedMs: 10_000 };
 
@@ -70,13 +86,15 @@ export class NetworkEndpoint {
   readonly name: string;
   readonly address: Uint8Array;
   readonly origin: bigint;
-  readonly consensusPort: number;
-  /** What RegisterNetworkMsgHandler was told (recorded, never used for routing, as in zenoh). */
+  /** The configured consensus port (gRPC edge), if any. */
+  readonly consensusPort: number | undefined;
+  /** What RegisterNetworkMsgHandler was told (with static routing recorded, never used, as in zenoh). */
   readonly registrations: { module: string; hostname: string; port: string }[] = [];
   readonly clientNames = new Set<string>();
-  readonly consensus;
-  private server: GrpcServer | undefined;
-  private portNumber: number | undefined;
+  readonly edge: NetworkEdge;
+  private server: Listener | undefined;
+  /** Registered modules since the last start (what an older network routes by). */
+  private readonly routes = new Set<string>();
 
   constructor(
     private readonly fabric: NetworkFabric,
@@ -89,17 +107,24 @@ export class NetworkEndpoint {
     this.address = opts.address;
     this.origin = originOf(opts.address);
     this.consensusPort = opts.consensusPort;
-    this.portNumber = opts.port;
-    this.consensus = grpcClient(NetworkMsgHandlerService, opts.consensusPort, "network", callTimeoutMs);
+    if (opts.edge) this.edge = opts.edge;
+    else if (opts.consensusPort !== undefined) this.edge = grpcNetworkEdge({ consensusPort: opts.consensusPort, port: opts.port, callTimeoutMs });
+    else throw new Error(`${this.name}: a network endpoint needs an edge or a consensusPort`);
   }
 
   get port(): number {
-    if (this.portNumber === undefined) throw new Error(`${this.name} has no network port before start()`);
-    return this.portNumber;
+    const port = this.edge.port;
+    if (port === undefined) throw new Error(`${this.name} has no network port before start()`);
+    return port;
   }
 
   get running(): boolean {
     return this.server !== undefined;
+  }
+
+  /** Whether a message for `module` has a route here (see NetworkOptions.routing). */
+  hasRoute(module: string): boolean {
+    return this.fabric.routing === "static" || this.routes.has(module);
   }
 
   /** Serves NetworkService (again, on the same port after the first start). */
@@ -107,44 +132,45 @@ export class NetworkEndpoint {
     if (this.server) return;
     const fabric = this.fabric;
     const ok = () => create(StatusCodeSchema, { code: 0 });
-    const server = await listenGrpc((router) => {
-      router.service(NetworkService, {
-        sendMsg: (msg, ctx) => {
-          this.noteCaller(ctx.requestHeader);
-          fabric.unicast(this, msg);
-          return ok();
-        },
-        broadcast: (msg, ctx) => {
-          this.noteCaller(ctx.requestHeader);
-          fabric.broadcast(this, msg);
-          return ok();
-        },
-        registerNetworkMsgHandler: (info, ctx) => {
-          this.noteCaller(ctx.requestHeader);
-          this.registrations.push({ module: info.moduleName, hostname: info.hostname, port: info.port });
-          return ok();
-        },
-        getNetworkStatus: () => create(NetworkStatusResponseSchema, { peerCount: BigInt(fabric.peersOf(this).length) }),
-        addNode: () => ok(),
-        getPeersNetInfo: () =>
-          create(TotalNodeNetInfoSchema, {
-            nodes: fabric.peersOf(this).map((p) => ({ multiAddress: `/dns4/localhost/tcp/${p.port}`, origin: p.origin })),
-          }),
-      });
-    }, this.portNumber ?? 0);
-    this.portNumber = server.port;
+    const server = await this.edge.serve({
+      sendMsg: (msg, call) => {
+        this.noteCaller(call);
+        fabric.unicast(this, msg);
+        return ok();
+      },
+      broadcast: (msg, call) => {
+        this.noteCaller(call);
+        fabric.broadcast(this, msg);
+        return ok();
+      },
+      registerNetworkMsgHandler: (info, call) => {
+        this.noteCaller(call);
+        this.registrations.push({ module: info.moduleName, hostname: info.hostname, port: info.port });
+        this.routes.add(info.moduleName);
+        return ok();
+      },
+      getNetworkStatus: () => create(NetworkStatusResponseSchema, { peerCount: BigInt(fabric.peersOf(this).length) }),
+      addNode: () => ok(),
+      getPeersNetInfo: () =>
+        create(TotalNodeNetInfoSchema, {
+          nodes: fabric.peersOf(this).map((p) => ({ multiAddress: `/dns4/localhost/tcp/${p.edge.port ?? 0}`, origin: p.origin })),
+        }),
+    });
     this.server = server;
   }
 
-  /** The network service of this node goes away: its consensus cannot send, nothing reaches it. */
+  /**
+   * The network service of this node goes away: its consensus cannot send, nothing reaches it. An
+   * older network keeps registrations in memory only: they are gone.
+   */
   stop(): void {
     this.server?.close();
     this.server = undefined;
+    this.routes.clear();
   }
 
-  private noteCaller(header: Headers): void {
-    const who = header.get("client-name");
-    if (who) this.clientNames.add(who);
+  private noteCaller(call: IncomingCall): void {
+    if (call.clientName) this.clientNames.add(call.clientName);
   }
 }
 
@@ -157,8 +183,10 @@ export class NetworkFabric {
   private readonly retry: DeliveryRetry;
   private readonly callTimeoutMs: number;
   private readonly log: ConsolaInstance;
+  private readonly clock: Clock;
+  readonly routing: "static" | "registered";
   private readonly closing = new AbortController();
-  private readonly timers = new Set<ReturnType<typeof setTimeout>>();
+  private readonly timers = new Set<Cancel>();
   private linkRules: { from?: number; to?: number; fault: LinkFault }[] = [];
   private groupOf = new Map<number, number>();
   private blocked = new Set<string>();
@@ -170,6 +198,7 @@ export class NetworkFabric {
     loss: 0,
     partition: 0,
     stopped: 0,
+    unregistered: 0,
     failed: 0,
   };
   private inFlightCount = 0;
@@ -181,6 +210,8 @@ export class NetworkFabric {
     this.backoffRng = seededRng(Math.floor(this.rng() * 2 ** 32));
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
     this.callTimeoutMs = opts.callTimeoutMs ?? 5000;
+    this.clock = opts.clock ?? systemClock;
+    this.routing = opts.routing ?? "static";
     this.log = (opts.log ?? silentLogger()).withTag("network");
   }
 
@@ -259,7 +290,7 @@ export class NetworkFabric {
 
   async close(): Promise<void> {
     this.closing.abort(new Error("network closed"));
-    for (const t of this.timers) clearTimeout(t);
+    for (const cancel of this.timers) cancel();
     this.timers.clear();
     for (const ep of this.nodes) ep.stop();
   }
@@ -300,16 +331,16 @@ export class NetworkFabric {
       const delay = Math.max(0, (fault.delayMs ?? 0) + jitter);
       this.inFlightCount++;
       // A task per message, even with no delay: SendMsg answers before anything is delivered.
-      // (setTimeout(0) waits about a millisecond on Bun; a zero delay takes the next turn instead.)
+      // (A timer of 0 ms waits about a millisecond on Bun; a zero delay takes the next turn instead.)
       const go = () => void this.deliver(from, to, out).finally(() => this.inFlightCount--);
       if (delay === 0 && !this.closing.signal.aborted) {
-        setImmediate(go);
+        this.clock.defer(go);
       } else {
-        const timer = setTimeout(() => {
-          this.timers.delete(timer);
+        const cancel = this.clock.after(delay, () => {
+          this.timers.delete(cancel);
           go();
-        }, delay);
-        this.timers.add(timer);
+        });
+        this.timers.add(cancel);
       }
     }
   }
@@ -318,18 +349,19 @@ export class NetworkFabric {
     // A partition raised while the message was on its way cuts it too.
     if (!this.canReach(from.index, to.index)) return this.drop(msg.type, "partition");
     if (!to.running) return this.drop(msg.type, "stopped");
+    if (!to.hasRoute(msg.module)) return this.drop(msg.type, "unregistered");
     const signal = this.closing.signal;
-    const started = Date.now();
+    const started = this.clock.now();
     let wait = this.retry.initialMs;
     for (let attempt = 1; !signal.aborted; attempt++) {
       try {
-        await to.consensus.processNetworkMsg(msg, { signal });
+        await to.edge.deliver(msg, signal);
         this.count(msg.type).delivered++;
         return;
       } catch (e) {
         const pause = wait * (0.8 + 0.4 * this.backoffRng());
         const giveUp =
-          !isRetryable(e) || attempt >= this.retry.maxAttempts || Date.now() - started + pause > this.retry.maxElapsedMs;
+          !isRetryable(e) || attempt >= this.retry.maxAttempts || this.clock.now() - started + pause > this.retry.maxElapsedMs;
         if (giveUp || signal.aborted) {
           if (!signal.aborted) {
             this.log.warn("delivery failed, message dropped", {
@@ -342,7 +374,7 @@ export class NetworkFabric {
           return this.drop(msg.type, "failed");
         }
         try {
-          await sleep(pause, signal);
+          await sleep(this.clock, pause, signal);
         } catch {
           break;
         }

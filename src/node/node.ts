@@ -9,6 +9,7 @@ import { ValidatorDirectory } from "../peer/directory.ts";
 import type { InboundEnvelope } from "../peer/envelope.ts";
 import { peerIdFromAddress } from "../peer/peer-id.ts";
 import { type NetworkOutlet, PeerTransport, type TransportEvents } from "../peer/transport.ts";
+import type { RaftTestBug } from "../raft/index.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
 import type { BlockTimeline } from "./block-timeline.ts";
 import type { ChainConfig } from "./chain-config.ts";
@@ -42,6 +43,8 @@ export interface NodeDeps {
   readonly timeline?: BlockTimeline;
   /** Test-only: known defects re-injected (see test-bugs.ts). */
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  /** Test-only: known defects of the Raft core to build the peer's RawNode with (RaftConfig.testBugs). */
+  readonly raftTestBugs?: ReadonlySet<RaftTestBug>;
 }
 
 export class ConsensusNode {
@@ -102,6 +105,7 @@ export class ConsensusNode {
             events: deps.peerEvents,
             fatal: deps.fatal,
             testBugs: deps.testBugs,
+            raftTestBugs: deps.raftTestBugs,
             timeline: deps.timeline,
           },
           trigger,

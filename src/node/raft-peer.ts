@@ -8,7 +8,7 @@ import type { Config } from "../config/types.ts";
 import { peerIdHex } from "../peer/peer-id.ts";
 import { LogLimiter } from "../peer/rate.ts";
 import type { SendOutcome } from "../peer/transport.ts";
-import { RaftError, type RaftLogger, StateRole, type PeerProgress, RawNode, type Ready, SnapshotStatus, ProgressState, type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/index.ts";
+import { RaftError, type RaftLogger, type RaftTestBug, StateRole, type PeerProgress, RawNode, type Ready, SnapshotStatus, ProgressState, type ConfChangeV2, type ConfState, type Message, MessageType, NONE, type NodeId, type Snapshot, newConfState, newSnapshot } from "../raft/index.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
 import {
   type ChainConfig,
@@ -93,6 +93,8 @@ export interface RaftPeerDeps {
   readonly random: Random;
   readonly events?: PeerEvents;
   readonly testBugs?: ReadonlySet<NodeTestBug>;
+  /** Test-only: known defects of the Raft core (RaftConfig.testBugs). */
+  readonly raftTestBugs?: ReadonlySet<RaftTestBug>;
   /** Records each block's steps (off by default). */
   readonly timeline?: BlockTimeline;
   /** The node cannot continue (storage failure): the service must stop. */
@@ -259,6 +261,7 @@ export class RaftPeer {
         skipHeartbeatsWhileAppending: true,
         random: (n) => randomInt(deps.random, n),
         logger: raftLogger(this.log, this.now),
+        testBugs: deps.raftTestBugs,
       },
       storage,
     );

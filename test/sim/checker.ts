@@ -68,6 +68,46 @@ export interface StaleRejection {
   state: ProgressState;
 }
 
+/** The fields of an append response the stale-rejection rule looks at. */
+export interface AppendResponse {
+  readonly msgType: MessageType;
+  readonly reject: boolean;
+  readonly requestSnapshot: number;
+  readonly term: number;
+  readonly from: NodeId;
+  readonly index: number;
+  readonly rejectHint: number;
+}
+
+/**
+ * Before a leader steps `m`: if `m` is an append rejection that raft-rs 0.7 calls stale, the
+ * leader's progress of its sender. raft-rs's rule (Progress::maybe_decr_to): in Replicate, a
+ * rejection at or below the match index is stale; in Probe or Snapshot, one that does not answer
+ * the probe outstanding (index = next - 1) is; a follower's snapshot request never is.
+ */
+export function staleRejectionBefore(raw: RawNode | undefined, m: AppendResponse): StaleRejection | undefined {
+  if (m.msgType !== MessageType.MsgAppendResponse || !m.reject || m.requestSnapshot !== 0) return undefined;
+  const r = raw?.raft;
+  if (r === undefined || r.state !== StateRole.Leader || m.term !== r.term) return undefined;
+  const pr = r.prs.get(m.from);
+  if (pr === undefined) return undefined;
+  const stale = pr.state === ProgressState.Replicate ? m.index <= pr.matched : m.index !== pr.nextIdx - 1;
+  return stale ? { term: r.term, matched: pr.matched, next: pr.nextIdx, state: pr.state } : undefined;
+}
+
+/** After the leader stepped the stale rejection `m`: how its progress of the sender moved, if it did. */
+export function staleRejectionActedOn(raw: RawNode | undefined, m: AppendResponse, before: StaleRejection): string | undefined {
+  const r = raw?.raft;
+  if (r === undefined || r.state !== StateRole.Leader || r.term !== before.term) return undefined;
+  const pr = r.prs.get(m.from);
+  if (pr === undefined || (pr.matched === before.matched && pr.nextIdx === before.next && pr.state === before.state)) return undefined;
+  const show = (matched: number, next: number, state: ProgressState) => `{match ${matched}, next ${next}, ${PROGRESS_STATE_NAMES[state]}}`;
+  return (
+    `acted on a stale rejection from ${m.from} (index ${m.index}, hint ${m.rejectHint}): ` +
+    `${show(before.matched, before.next, before.state)} became ${show(pr.matched, pr.nextIdx, pr.state)}`
+  );
+}
+
 /** Terms stay far below 2^20 in any run, so (index, term) packs into one exact number. */
 const TERM_BITS = 1048576;
 const key = (index: number, term: number) => index * TERM_BITS + term;
@@ -165,35 +205,19 @@ export class Checker {
 
   /**
    * Before a node steps `m`: if `m` is an append rejection that raft-rs 0.7 calls stale, the
-   * leader's progress of its sender, for `checkStaleRejection` to compare with after the step.
-   * raft-rs's rule (Progress::maybe_decr_to): in Replicate, a rejection at or below the match index
-   * is stale; in Probe or Snapshot, one that does not answer the probe outstanding (index = next -
-   * 1) is; a follower's snapshot request never is. Not a safety property: a leader that acts on a
-   * stale rejection only lowers its view of the follower and resends, but it then decides unlike a
-   * raft-rs leader in the same situation, and those resends (snapshots included) are wasted.
+   * leader's progress of its sender, for `checkStaleRejection` to compare with after the step (see
+   * staleRejectionBefore). Not a safety property: a leader that acts on a stale rejection only
+   * lowers its view of the follower and resends, but it then decides unlike a raft-rs leader in the
+   * same situation, and those resends (snapshots included) are wasted.
    */
   staleRejection(n: Observed, m: Message): StaleRejection | undefined {
-    if (m.msgType !== MessageType.MsgAppendResponse || !m.reject || m.requestSnapshot !== 0) return undefined;
-    const r = n.raw?.raft;
-    if (r === undefined || r.state !== StateRole.Leader || m.term !== r.term) return undefined;
-    const pr = r.prs.get(m.from);
-    if (pr === undefined) return undefined;
-    const stale = pr.state === ProgressState.Replicate ? m.index <= pr.matched : m.index !== pr.nextIdx - 1;
-    return stale ? { term: r.term, matched: pr.matched, next: pr.nextIdx, state: pr.state } : undefined;
+    return staleRejectionBefore(n.raw, m);
   }
 
   /** After a node stepped a stale rejection: the leader's progress of the sender is as it was. */
   checkStaleRejection(n: Observed, m: Message, before: StaleRejection): void {
-    const r = n.raw?.raft;
-    if (r === undefined || r.state !== StateRole.Leader || r.term !== before.term) return;
-    const pr = r.prs.get(m.from);
-    if (pr === undefined || (pr.matched === before.matched && pr.nextIdx === before.next && pr.state === before.state)) return;
-    const show = (matched: number, next: number, state: ProgressState) => `{match ${matched}, next ${next}, ${PROGRESS_STATE_NAMES[state]}}`;
-    this.fail(
-      "stale rejection ignored",
-      `leader ${n.id} of term ${r.term} acted on a stale rejection from ${m.from} (index ${m.index}, hint ${m.rejectHint}): ` +
-        `${show(before.matched, before.next, before.state)} became ${show(pr.matched, pr.nextIdx, pr.state)}`,
-    );
+    const moved = staleRejectionActedOn(n.raw, m, before);
+    if (moved !== undefined) this.fail("stale rejection ignored", `leader ${n.id} of term ${before.term} ${moved}`);
   }
 
   /**

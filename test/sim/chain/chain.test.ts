@@ -1,0 +1,103 @@
+// The chain simulator in CI: replay, the report of a violation, a fixed campaign, and proof that it
+// finds each known defect when the defect is put back.
+import { afterAll, describe, expect, test } from "bun:test";
+import { CHAIN_BUGS, type ChainBug, DEFAULT_STEPS } from "./bugs.ts";
+import { type ChainCampaignSummary, describeChainCampaign, runChainCampaign } from "./campaign.ts";
+import { type ChainResult, formatChainViolation, simulateChain } from "./sim.ts";
+
+const STEPS = DEFAULT_STEPS;
+
+function reports(rs: ChainResult[]): string[] {
+  return rs.map((r) => formatChainViolation(r.violation!, STEPS));
+}
+
+describe("replay", () => {
+  test("a seed replays bit for bit, and another seed takes another path", async () => {
+    const a = await simulateChain({ seed: 7, steps: STEPS });
+    const b = await simulateChain({ seed: 7, steps: STEPS });
+    const c = await simulateChain({ seed: 8, steps: STEPS });
+    expect(a.violation).toBeUndefined();
+    expect(b).toEqual(a);
+    expect(c.digest).not.toBe(a.digest);
+    // The run did real work: blocks, leaders, faults, restarts.
+    expect(a.stats.height).toBeGreaterThan(3);
+    expect(a.stats.leaders).toBeGreaterThan(0);
+    expect(a.stats.nemesisActions).toBeGreaterThan(5);
+  }, 60_000);
+});
+
+/** Seeds the CI campaign runs: about two minutes on one core (about 0.12 s a seed). */
+const CI_SEEDS = 1000;
+const CHUNKS = 10;
+
+describe("campaign: every invariant holds, and the chain grows again once the faults stop", () => {
+  const done: ChainCampaignSummary[] = [];
+  const per = CI_SEEDS / CHUNKS;
+  for (let i = 0; i < CHUNKS; i++) {
+    const from = 1 + i * per;
+    test(`seeds ${from}..${from + per - 1} x ${STEPS} steps`, async () => {
+      const s = await runChainCampaign({ from, count: per, steps: STEPS });
+      done.push(s);
+      expect(reports(s.failures)).toEqual([]);
+      expect(s.steps).toBe(per * STEPS);
+    }, 180_000);
+  }
+  afterAll(() => {
+    if (done.length === 0) return;
+    const total: ChainCampaignSummary = {
+      seeds: done.reduce((a, s) => a + s.seeds, 0),
+      steps: done.reduce((a, s) => a + s.steps, 0),
+      livenessSteps: done.reduce((a, s) => a + s.livenessSteps, 0),
+      failures: done.flatMap((s) => s.failures),
+      elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
+      msPer1000Steps: 0,
+      simTimeMs: done.reduce((a, s) => a + s.simTimeMs, 0),
+      slowestRecovery: done.reduce((a, s) => (s.slowestRecovery.ms > a.ms ? s.slowestRecovery : a), { seed: 0, ms: 0 }),
+    };
+    total.msPer1000Steps = (total.elapsedMs * 1000) / (total.steps + total.livenessSteps);
+    console.log(`chain simulation campaign: ${describeChainCampaign(total, STEPS)}`);
+  });
+});
+
+/** What each known defect breaks, and within how many seeds of the default campaign it must show. */
+const BITES: Record<ChainBug, { invariants: string[]; within: number }> = {
+  "no-recommit": { invariants: ["liveness", "lost block comes back"], within: 200 },
+  "no-handover-retry": { invariants: ["liveness"], within: 200 },
+  "stale-reject-resets-match": { invariants: ["stale rejection ignored"], within: 200 },
+  "ack-before-fsync": { invariants: ["persist before ack"], within: 200 },
+};
+
+/**
+ * The first seed (from 1) on which the defect breaks one of `invariants` while the same seed without
+ * it passes, and how many seeds that took.
+ */
+async function firstCatch(bug: ChainBug, invariants: readonly string[], within: number) {
+  for (let seed = 1; seed <= within; seed++) {
+    const r = await simulateChain({ seed, steps: STEPS, bugs: [bug] });
+    if (r.violation === undefined || !invariants.includes(r.violation.invariant)) continue;
+    const clean = await simulateChain({ seed, steps: STEPS });
+    if (clean.violation === undefined) return { seed, result: r };
+  }
+  return undefined;
+}
+
+describe("it bites: each known defect, put back, is found within 200 seeds", () => {
+  for (const bug of CHAIN_BUGS) {
+    test(bug, async () => {
+      const { invariants, within } = BITES[bug];
+      const found = await firstCatch(bug, invariants, within);
+      expect(found).toBeDefined();
+      const v = found!.result.violation!;
+      console.log(`${bug}: found at seed ${found!.seed} by "${v.invariant}"`);
+      // The report names the seed, the invariant and the command that replays it...
+      const text = formatChainViolation(v, STEPS, [bug]);
+      expect(text).toContain(`VIOLATION of "${v.invariant}" — seed ${v.seed}`);
+      expect(text).toContain(`npm run sim:chain -- --seed ${v.seed} --steps ${STEPS} --bug ${bug}`);
+      expect(v.trace.length).toBeGreaterThan(10);
+      for (const line of v.trace) expect(line).toMatch(/^#\d+ t=\d+ \S/);
+      // ...and the seed replays to the same violation.
+      const again = await simulateChain({ seed: v.seed, steps: STEPS, bugs: [bug] });
+      expect(again).toEqual(found!.result);
+    }, 300_000);
+  }
+});
