@@ -75,8 +75,10 @@ export class Committer {
   private earlyCheck: { height: bigint; data: Uint8Array; result: Promise<{ code: number }> } | undefined;
   /** Blocks to commit again before anything else, lowest height first. */
   private recommits: Proposal[] = [];
-  /** The controller height the pending recommits start from. */
-  private recommitFrom: bigint | undefined;
+  /** A ping is confirming a lower height the controller showed (see controllerAt). */
+  private confirming = false;
+  /** Aborts the committer's own calls when it stops (the per-attempt `abort` is replaced often). */
+  private readonly stopping = new AbortController();
   /** The controller height of the last "no longer in the raft log" line (said once per height). */
   private gapReportedAt: bigint | undefined;
 
@@ -94,17 +96,46 @@ export class Committer {
   }
 
   /**
-   * The controller is at `height`. Below the applied height, the retained blocks above it are
-   * committed again (in order, before anything else); blocks no longer in the log are left to the
-   * controller's block sync, said once.
+   * The controller showed `height` (a Reconfigure, a proposal for the height after it, start-up).
+   * Such a report can be stale: a Reconfigure from its block sync may arrive after this node has
+   * applied higher. So a height below the applied one is first confirmed by a ping
+   * (CommitBlock u64::MAX answers the controller's height now), and only then are blocks
+   * committed again.
    */
   controllerAt(height: bigint, source: string): void {
     if (this.stopped || this.host.testBugs?.has("no-recommit")) return;
+    if (height >= this.host.chainConfig().height || this.confirming) return;
+    this.confirming = true;
+    void this.confirmHeight(source).finally(() => (this.confirming = false));
+  }
+
+  /** Pings until the controller answers (it may not serve yet: it has just restarted), then acts on its height. */
+  private async confirmHeight(source: string): Promise<void> {
+    const backoff = new Backoff(this.host.random, 100, 5_000);
+    const signal = this.stopping.signal;
+    while (!signal.aborted) {
+      const now = await this.pingHeight(signal);
+      if (now !== undefined) return this.recommitAbove(now, source);
+      await sleep(this.host.clock, backoff.next(), signal).catch(() => {});
+    }
+  }
+
+  /**
+   * The controller is at `height` now. Below the applied height, the retained blocks above it are
+   * committed again (in order, before anything else); blocks no longer in the log are left to the
+   * controller's block sync, said once.
+   */
+  private recommitAbove(height: bigint, source: string): void {
+    if (this.stopped) return;
     const applied = this.host.chainConfig().height;
     if (height >= applied) return;
-    // Already recommitting from there or below: the controller moves up as the recommits land.
-    if (this.recommitFrom !== undefined && this.recommits.length > 0 && height >= this.recommitFrom) return;
+    // Already recommitting from there: the controller moves up as the recommits land. (A lower
+    // height means it lost blocks again: the list is rebuilt.)
+    const next = this.recommits[0]?.height;
+    if (next !== undefined && height >= next - 1n) return;
     const blocks = this.retainedBlocks(height, applied);
+    // The same list again (its first blocks are gone from the log): the retries go on as they are.
+    if (next !== undefined && blocks[0]?.height === next) return;
     const { log } = this.host;
     const lowest = blocks[0]?.height;
     if ((lowest === undefined || lowest > height + 1n) && this.gapReportedAt !== height) {
@@ -125,7 +156,6 @@ export class Committer {
       source,
     });
     this.recommits = blocks;
-    this.recommitFrom = height;
     // A block in flight waits: it cannot land before the lost ones.
     this.interrupt(new Error("recommitting lost blocks first"));
     void this.run();
@@ -192,6 +222,7 @@ export class Committer {
   stop(): void {
     this.stopped = true;
     this.abort.abort(new Error("stopping"));
+    this.stopping.abort(new Error("stopping"));
   }
 
   /** Voids the controller call in flight; the loop then takes the next piece of work. */
@@ -341,17 +372,18 @@ export class Committer {
     return early.result;
   }
 
-  /** CommitBlock(u64::MAX): the controller answers its height. */
-  private async askHeight(signal: AbortSignal): Promise<void> {
+  /** CommitBlock(u64::MAX): the controller's height now, or undefined when it does not answer. */
+  private async pingHeight(signal: AbortSignal): Promise<bigint | undefined> {
     try {
       const r = await this.host.controller.commitBlock(create(ProposalWithProofSchema, { proposal: { height: PING_HEIGHT }, proof: new Uint8Array(0) }), {
         timeoutMs: PING_TIMEOUT_MS,
         signal,
       });
-      if (r.status?.code === StatusCodeEnum.Success && r.config) this.controllerAt(r.config.height, "ping");
+      if (r.status?.code === StatusCodeEnum.Success && r.config) return r.config.height;
     } catch {
-      // The retry loop tries again.
+      // It reports again when it is back (its start-up Reconfigure), or the retry loop asks again.
     }
+    return undefined;
   }
 
   /** CheckProposal + CommitBlock until the controller accepts the block or has it already. */
@@ -391,9 +423,13 @@ export class Committer {
           problem = { call: "CommitBlock", code, status: StatusCodeEnum[code] };
         } else {
           problem = { call: "CheckProposal", code: check.code, status: StatusCodeEnum[check.code] };
-          // Too high for the next block: the controller is below the applied height (it lost
-          // blocks). Ask it where it is; the lost blocks then go first.
-          if (check.code === StatusCodeEnum.ProposalTooHigh && p.height === this.host.chainConfig().height + 1n) await this.askHeight(signal);
+          // Too high for the next block, or for a block it had (a recommit): the controller is below
+          // the applied height (it lost blocks, maybe again). Ask it where it is; the lost blocks
+          // then go first.
+          if (check.code === StatusCodeEnum.ProposalTooHigh && p.height <= this.host.chainConfig().height + 1n) {
+            const now = await this.pingHeight(signal);
+            if (now !== undefined) this.recommitAbove(now, "ping");
+          }
         }
       } catch (err) {
         if (signal.aborted) throw signal.reason;

@@ -40,6 +40,22 @@ export const BOOTSTRAP_TERM = 5;
  * through its block sync from peers.
  */
 export const LOG_KEEP_TAIL = 200;
+/**
+ * Where a late bootstrap starts (see RaftPeer.bootstrapLate): far above the genesis bootstrap and
+ * growing with the chain height, so a later one always outranks an earlier history in index and
+ * term (up to 2^20 entries and 2^12 elections per block of height apart), and below 2^52.
+ */
+export function lateBootstrapPoint(height: bigint): { index: number; term: number } {
+  const h = Number(height > 1n << 30n ? 1n << 30n : height);
+  return { index: 2 ** 40 + h * 2 ** 20, term: 2 ** 32 + h * 2 ** 12 };
+}
+
+/**
+ * Election timeouts a fresh store at a non-zero height waits to hear from the chain before it may
+ * campaign (twice that on all but the first listed validator). Long enough for the members of the
+ * real configuration, restarted at the same time, to campaign first and ask for its vote.
+ */
+export const FRESH_HOLD_OFF_ELECTIONS = 3;
 /** How long a leader's new commit index may wait for an append to carry it (see announceCommitSoon). */
 export const COMMIT_ANNOUNCE_MS = 20;
 
@@ -153,7 +169,12 @@ function raftLogger(log: ConsolaInstance, now: () => number): RaftLogger {
 }
 
 export class RaftPeer {
-  readonly node: RawNode;
+  private raw: RawNode;
+
+  /** The Raft node (replaced once if an empty store bootstraps late, see bootstrapLate). */
+  get node(): RawNode {
+    return this.raw;
+  }
   private config: ChainConfig;
   private readonly committer: Committer;
   private readonly proposer: Proposer;
@@ -171,7 +192,8 @@ export class RaftPeer {
   private nextRemovalHandOverAt = 0;
   private readonly limitedLog: LogLimiter;
   /** Ticks a freshly bootstrapped node (chain height > 0) waits for a leader before campaigning. */
-  private holdOffTicks = 0;
+  /** Ticks an empty store at a running chain waits for the chain's leader before it bootstraps. */
+  private bootstrapAfterTicks = 0;
   private readonly now: () => number;
   private appliedSinceCompaction = 0;
   private validatorsOf: ChainConfig | undefined;
@@ -182,6 +204,10 @@ export class RaftPeer {
   /** The highest commit index sent to each peer in an append or heartbeat (leader). */
   private readonly commitSent = new Map<NodeId, number>();
   private announceTimer: Cancel | undefined;
+  /** The commit index last broadcast by itself (each is broadcast at most once). */
+  private commitAnnounced = 0;
+  /** Started at a non-zero chain height (see takesAnyone). */
+  private joiningRunningChain = false;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
   /** When each member last sent us a message that was stepped (status only). */
@@ -206,32 +232,28 @@ export class RaftPeer {
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
     this.config = stored;
 
-    // A fresh store of a validator starts from the Rust service's bootstrap snapshot, so mixed Rust/TS
-    // chains start the same way; the first listed validator campaigns at once.
+    // A validator's empty store at genesis starts from the Rust service's bootstrap snapshot
+    // (index 5, term 5, every validator a voter), so mixed Rust/TS chains start the same way; the
+    // first listed validator campaigns first (see maybeFirstCampaign).
     const position = validatorIndex(trigger, cfg.nodeAddress);
     let wantsCampaign = false;
     const initial = storage.initialState();
-    const uninitialized = initial.confState.voters.length === 0 && initial.confState.learners.length === 0 && initial.hardState.term === 0;
-    if (position >= 0 && uninitialized) {
-      const snap: Snapshot = newSnapshot(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, newConfState({ voters: [...validatorIds(trigger)] }));
-      storage.persist({ snapshot: snap });
-      this.config = decodeChainConfig(snap.data);
-      if (trigger.height === 0n) {
-        wantsCampaign = position === 0;
-      } else {
-        // A fresh store at a non-zero height is a node joining (or rejoining) a running chain.
-        // Fresh nodes can be a majority of the bootstrap configuration, and electing one of them
-        // before the real leader reaches them would start a second history. Wait to hear from a
-        // leader; only if none appears (every store was wiped) do elections start, the first
-        // listed validator earliest.
-        this.holdOffTicks = (position === 0 ? 2 : 4) * cfg.electionTick;
-      }
-      this.log.info("bootstrapped raft storage", {
-        index: BOOTSTRAP_INDEX,
-        term: BOOTSTRAP_TERM,
-        voters: trigger.validators.length,
-        campaign: wantsCampaign,
-        wait_for_leader_ticks: this.holdOffTicks,
+    const noConfiguration = initial.confState.voters.length === 0 && initial.confState.learners.length === 0;
+    if (position >= 0 && noConfiguration && trigger.height === 0n && initial.hardState.term === 0) {
+      this.bootstrap(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, validatorIds(trigger));
+      wantsCampaign = position === 0;
+    } else if (position >= 0 && noConfiguration) {
+      // An empty store at a running chain (a new validator, a wiped node) has no configuration of
+      // its own: the validator list is not the chain's Raft configuration, and a store bootstrapped
+      // from it would hold a different configuration at the same index and term as everyone
+      // else's, a second history in the making. It waits, taking Raft messages from any node, for
+      // the chain's leader to send it the state (a snapshot). Only if nobody reaches it (every
+      // store was wiped) does it bootstrap from the validator list and stand for election, the
+      // first listed validator first.
+      this.bootstrapAfterTicks = (position === 0 ? FRESH_HOLD_OFF_ELECTIONS : 2 * FRESH_HOLD_OFF_ELECTIONS) * cfg.electionTick;
+      this.log.info("empty raft storage at a running chain: waiting for its leader to send the raft state", {
+        height: trigger.height,
+        wait_ticks: this.bootstrapAfterTicks,
       });
     } else if (position < 0) {
       this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
@@ -240,31 +262,8 @@ export class RaftPeer {
     // the peer runs.
     if (trigger.height < this.config.height) this.controllerBehindAtStart = trigger.height;
     this.adoptConfig(trigger, "start");
-
-    this.node = new RawNode(
-      {
-        id: selfId,
-        electionTick: cfg.electionTick,
-        heartbeatTick: cfg.heartbeatTick,
-        checkQuorum: cfg.checkQuorum,
-        preVote: cfg.preVote,
-        applied: storage.appliedIndex(),
-        maxSizePerMsg: 1 << 20,
-        maxInflightMsgs: 256,
-        maxUncommittedSize: 64 << 20,
-        // Only the leader proposes; peers drop forwarded proposals (see receive()).
-        disableProposalForwarding: true,
-        // A new commit index rides on the next append; announced by itself only if none comes soon
-        // (see announceCommit): at block_interval 0 that saves an append and its ack per follower.
-        skipBcastCommit: true,
-        // A follower that is being sent appends needs no heartbeat besides.
-        skipHeartbeatsWhileAppending: true,
-        random: (n) => randomInt(deps.random, n),
-        logger: raftLogger(this.log, this.now),
-        testBugs: deps.raftTestBugs,
-      },
-      storage,
-    );
+    this.joiningRunningChain = trigger.height > 0n;
+    this.raw = this.newRawNode();
     this.committer = new Committer(
       {
         log: this.log,
@@ -308,6 +307,60 @@ export class RaftPeer {
     this.firstCampaignPending = wantsCampaign;
   }
 
+  private newRawNode(): RawNode {
+    const { storage, cfg, selfId } = this.deps;
+    return new RawNode(
+      {
+        id: selfId,
+        electionTick: cfg.electionTick,
+        heartbeatTick: cfg.heartbeatTick,
+        checkQuorum: cfg.checkQuorum,
+        preVote: cfg.preVote,
+        applied: storage.appliedIndex(),
+        maxSizePerMsg: 1 << 20,
+        maxInflightMsgs: 256,
+        maxUncommittedSize: 64 << 20,
+        // Only the leader proposes; peers drop forwarded proposals (see receive()).
+        disableProposalForwarding: true,
+        // A new commit index rides on the next append; announced by itself only if none comes soon
+        // (see announceCommitSoon): at block_interval 0 that saves an append and its ack per follower.
+        skipBcastCommit: true,
+        // A follower that is being sent appends needs no heartbeat besides.
+        skipHeartbeatsWhileAppending: true,
+        random: (n) => randomInt(this.deps.random, n),
+        logger: raftLogger(this.log, this.now),
+        testBugs: this.deps.raftTestBugs,
+      },
+      storage,
+    );
+  }
+
+  /** Writes a bootstrap snapshot with `voters`, keeping the adopted configuration. */
+  private bootstrap(index: number, term: number, voters: readonly NodeId[]): void {
+    const { storage } = this.deps;
+    storage.persist({ snapshot: newSnapshot(index, term, newConfState({ voters: [...voters] })) });
+    if (this.config.validators.length > 0) storage.setStateMachine(encodeChainConfig(this.config));
+    this.log.info("bootstrapped raft storage", { index, term, voters: voters.length });
+  }
+
+  /**
+   * Nobody reached this empty store: start the chain's Raft state from the validator list. Every
+   * wiped store at one height writes the same snapshot, so they form one cluster. Its index and
+   * term come from the chain height and lie above anything an earlier history can have reached:
+   * a node that kept such a history (it was down meanwhile) and meets this cluster later is
+   * outvoted and caught up by snapshot, instead of holding the same indexes with other entries.
+   */
+  private bootstrapLate(): void {
+    const st = this.deps.storage.initialState();
+    if (st.confState.voters.length > 0 || st.confState.learners.length > 0) return; // a snapshot came meanwhile
+    this.log.info("no leader heard from; starting the chain's raft state from the validator list", { height: this.config.height });
+    const { index, term } = lateBootstrapPoint(this.config.height);
+    this.bootstrap(index, term, validatorIds(this.config));
+    this.raw = this.newRawNode();
+    this.committer.resetTo(index);
+    this.schedule();
+  }
+
   start(): void {
     this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
     if (this.controllerBehindAtStart !== undefined) this.committer.controllerAt(this.controllerBehindAtStart, "start");
@@ -325,7 +378,11 @@ export class RaftPeer {
     // term 0 from such a heartbeat. Peers always send their term (at least the bootstrap term 5).
     if (m.term === 0) return this.dropInbound("zero_term", m);
     if (m.from === this.deps.selfId) return this.dropInbound("from_self", m);
-    if (!this.isMember(m.from)) return this.dropInbound("not_member", m);
+    // A node with nothing but the bootstrap snapshot (joining a running chain, or replacing a
+    // validator) knows neither the real configuration nor its members, some of which may be
+    // validators on their way out: it must take their appends and answer their vote requests
+    // (they may need its vote), or it would elect itself into a second history.
+    if (!this.isMember(m.from) && !this.takesAnyone()) return this.dropInbound("not_member", m);
     this.heardAt.set(m.from, this.now());
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
@@ -336,6 +393,19 @@ export class RaftPeer {
       else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: errorMessage(e) });
     }
     this.schedule();
+  }
+
+  /**
+   * Whether this node takes Raft messages from any node: at a running chain, while its own
+   * configuration does not include it (an empty store waiting for the leader's snapshot, or one
+   * left from a configuration it was removed from, now a validator again). Its view of who belongs
+   * is then not the chain's: the real configuration may hold validators on their way out, whose
+   * appends it must take and who may need its vote. A member of its own configuration has a quorum
+   * to protect and keeps the filter.
+   */
+  private takesAnyone(): boolean {
+    if (!this.joiningRunningChain) return false;
+    return !this.node.inConfiguration(this.deps.selfId);
   }
 
   /**
@@ -393,6 +463,13 @@ export class RaftPeer {
       lastBlock: last && { height: last.height, commitLatencyMs: last.commitLatencyMs, agoMs: now - last.at },
       runningMs: now - this.startedAt,
     };
+  }
+
+  /** Milliseconds since any peer's message was last taken (since the start when none was). */
+  msSinceHeard(): number {
+    let last = this.startedAt;
+    for (const at of this.heardAt.values()) if (at > last) last = at;
+    return this.now() - last;
   }
 
   chainConfig(): ChainConfig {
@@ -454,16 +531,20 @@ export class RaftPeer {
 
   private onTick(): void {
     if (this.stopped) return;
-    if (this.firstCampaignPending) this.maybeFirstCampaign();
-    if (this.holdOffTicks > 0 && this.leader === NONE) {
-      // Freshly bootstrapped: the election clock does not run until a leader is heard or the wait ends.
-      if (--this.holdOffTicks === 0) this.log.info("no leader heard from since bootstrap; elections may start");
-    } else {
-      this.holdOffTicks = 0;
+    try {
+      if (this.firstCampaignPending) this.maybeFirstCampaign();
+      if (this.bootstrapAfterTicks > 0 && this.leader === NONE) {
+        if (--this.bootstrapAfterTicks === 0) this.bootstrapLate();
+      } else {
+        this.bootstrapAfterTicks = 0;
+      }
       this.node.tick();
+      this.proposer.poll();
+      this.maybeProposeConfChange();
+    } catch (e) {
+      // A late bootstrap writes: a storage failure stops the node, as everywhere else.
+      return this.fail(e);
     }
-    this.proposer.poll();
-    this.maybeProposeConfChange();
     this.schedule();
   }
 
@@ -565,24 +646,31 @@ export class RaftPeer {
    * per follower per block). With a block interval it is sent at once.
    */
   private announceCommitSoon(): void {
-    if (this.announceTimer !== undefined || !this.commitUnannounced()) return;
+    const { commit } = this.node.basicStatus();
+    // Once per commit index: a follower that the broadcast cannot reach (paused, probing, no
+    // route) learns it from its next append or heartbeat, as in raft-rs.
+    if (this.announceTimer !== undefined || commit <= this.commitAnnounced || !this.commitUnannounced(commit)) return;
     if (this.config.blockInterval > 0) {
       // No block follows for a second or more: announce it now, as raft-rs does.
-      this.node.broadcastCommit();
-      this.schedule();
+      this.announceCommit(commit);
       return;
     }
     this.announceTimer = this.deps.clock.after(COMMIT_ANNOUNCE_MS, () => {
       this.announceTimer = undefined;
-      if (this.stopped || this.role !== StateRole.Leader || !this.commitUnannounced()) return;
-      this.node.broadcastCommit();
-      this.schedule();
+      if (this.stopped || this.role !== StateRole.Leader) return;
+      const now = this.node.basicStatus().commit;
+      if (now > this.commitAnnounced && this.commitUnannounced(now)) this.announceCommit(now);
     });
   }
 
-  /** Some voter has not been sent the leader's commit index yet. */
-  private commitUnannounced(): boolean {
-    const { commit } = this.node.basicStatus();
+  private announceCommit(commit: number): void {
+    this.commitAnnounced = commit;
+    this.node.broadcastCommit();
+    this.schedule();
+  }
+
+  /** Some voter has not been sent commit index `commit` yet. */
+  private commitUnannounced(commit: number): boolean {
     for (const id of this.node.confState().voters) if (id !== this.deps.selfId && (this.commitSent.get(id) ?? 0) < commit) return true;
     return false;
   }
@@ -618,7 +706,9 @@ export class RaftPeer {
     this.role = role;
     this.leader = leader;
     if (leader === NONE) this.leaderlessSince ??= this.now();
-    else this.leaderlessSince = undefined;
+    else {
+      this.leaderlessSince = undefined;
+    }
     const term = this.node.basicStatus().term;
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {

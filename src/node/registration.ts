@@ -36,6 +36,7 @@ export interface RegistrationDeps {
 export class NetworkRegistration {
   private readonly abort = new AbortController();
   private wake: (() => void) | undefined;
+  private endPause: (() => void) | undefined;
   private lastAttemptAt = -Infinity;
   private renewWanted = false;
   private registeredOnce = false;
@@ -65,6 +66,7 @@ export class NetworkRegistration {
   stop(): void {
     this.cancelWakeTimer?.();
     this.abort.abort(new Error("service stopping"));
+    this.endPause?.();
   }
 
   private async loop(): Promise<void> {
@@ -104,14 +106,19 @@ export class NetworkRegistration {
     }
   }
 
-  /** Waits `ms`, or less when renew() is called and `wakeEarly` allows it. */
+  /**
+   * Waits `ms`, or less when renew() is called and `wakeEarly` allows it, or stop() is. (One
+   * controller per pause, ended by whichever comes first: AbortSignal.any would keep every pause's
+   * composite signal, and what it reaches, alive for as long as the registration lives.)
+   */
   private async pause(ms: number, wakeEarly: () => boolean): Promise<void> {
-    const early = new AbortController();
+    const ended = new AbortController();
+    this.endPause = () => ended.abort();
     this.wake = () => {
-      if (wakeEarly()) early.abort();
+      if (wakeEarly()) ended.abort();
     };
-    const both = AbortSignal.any([this.abort.signal, early.signal]);
-    await sleep(this.deps.clock, ms, both).catch(() => {});
+    await sleep(this.deps.clock, ms, ended.signal).catch(() => {});
     this.wake = undefined;
+    this.endPause = undefined;
   }
 }

@@ -8,6 +8,7 @@ import type { ConsolaInstance } from "consola";
 import { ProposalWithProofSchema } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
 import type { Config } from "../config/types.ts";
+import { peerIdFromAddress } from "../peer/peer-id.ts";
 import type { NodeStorage } from "../storage/node-storage.ts";
 import { type ChainConfig, PING_HEIGHT, describeChainConfig, validatorIndex } from "./chain-config.ts";
 import type { ControllerClient } from "./controller.ts";
@@ -17,6 +18,8 @@ import { errorMessage } from "../util/errors.ts";
 
 export const SUPERVISOR_PERIOD_MS = 3_000;
 export const PING_TIMEOUT_MS = 5_000;
+/** Election timeouts without a word from any peer after which a removed voter leaves Raft. */
+export const STALE_VOTER_ELECTIONS = 10;
 
 export interface SupervisorDeps {
   readonly cfg: Config;
@@ -41,11 +44,17 @@ export class Supervisor {
   private again = false;
   private stopped = false;
   private pingFailing = false;
+  /** Stopped as a voter nobody talks to (see stillAVoter); reset when it is a validator again. */
+  private gaveUpAsRemoved = false;
+  private readonly selfId: bigint;
+  private readonly staleVoterMs: number;
   /** Aborts the controller call of the round in flight when stopping. */
   private readonly stopping = new AbortController();
 
   constructor(private readonly deps: SupervisorDeps) {
     this.abortHeight = deps.storage.abortHeight();
+    this.selfId = peerIdFromAddress(deps.cfg.nodeAddress);
+    this.staleVoterMs = STALE_VOTER_ELECTIONS * deps.cfg.electionTick * deps.cfg.tickIntervalInMillis;
   }
 
   get peer(): RaftPeer | undefined {
@@ -122,6 +131,10 @@ export class Supervisor {
     if (validator) {
       this.abortHeight = trigger.height + 2n;
       this.wasValidator = true;
+      this.gaveUpAsRemoved = false;
+      // Persisted here too: a validator restarted before it sees its removal must still know it
+      // was one at this height (the Rust service wrote it only once out, and forgot otherwise).
+      if (this.abortHeight > storage.abortHeight()) storage.setAbortHeight(this.abortHeight);
     } else {
       // The validator height above is only as fresh as the last round (3 s: many blocks at a
       // short interval). The exclusion happened at or before this height, and the new validators'
@@ -132,18 +145,41 @@ export class Supervisor {
       if (this._peer !== undefined || trigger.height < this.abortHeight) log.info("I'm not in the validators list", { height: trigger.height, abort_height: this.abortHeight });
       if (this.abortHeight > storage.abortHeight()) storage.setAbortHeight(this.abortHeight);
     }
-    if (validator || trigger.height < this.abortHeight) {
+    if (validator || trigger.height < this.abortHeight || this.stillAVoter()) {
       if (this._peer === undefined && !this.stopped) {
         const peer = this.deps.makePeer(trigger);
         this._peer = peer;
         peer.start();
       }
+    } else if (this._peer !== undefined && this._peer.status().committerBacklog > 0) {
+      // Committed blocks still on their way to the controller may make this node a validator
+      // again (or carry the change it is waiting for): decide once they are applied.
+      log.debug("not leaving raft while committed blocks are still being applied", { backlog: this._peer.status().committerBacklog });
     } else if (this._peer !== undefined) {
       log.info("abort raft", { height: trigger.height, abort_height: this.abortHeight });
       const peer = this._peer;
       this._peer = undefined;
       await peer.stop(0);
     }
+  }
+
+  /**
+   * A node off the validator list whose applied Raft configuration still lists it as a voter:
+   * the removal is not yet committed there, and the others may need its vote to commit it (or
+   * to elect a leader that will). It keeps running while peers talk to it; once nobody has for
+   * STALE_VOTER_MS (its removal was applied without it), it gives up until it is a validator again.
+   */
+  private stillAVoter(): boolean {
+    if (this.gaveUpAsRemoved) return false;
+    const cs = this.deps.storage.initialState().confState;
+    if (!cs.voters.includes(this.selfId) && !cs.votersOutgoing.includes(this.selfId)) return false;
+    const peer = this._peer;
+    if (peer === undefined || peer.msSinceHeard() < this.staleVoterMs) return true;
+    this.deps.log.info("no longer a validator and no peer has talked to this voter for a while; leaving raft", {
+      silent_ms: Math.round(peer.msSinceHeard()),
+    });
+    this.gaveUpAsRemoved = true;
+    return false;
   }
 
   /** CommitBlock(u64::MAX): the controller answers its current configuration. */

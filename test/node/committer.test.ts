@@ -160,8 +160,7 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
 
   test("a lower height from the controller recommits the retained blocks above it, in order, with the very same bytes, before new ones", async () => {
     const t = await chainWithLoss(5, 3n);
-    t.committer.controllerAt(3n, "reconfigure");
-    expect(t.committer.recommitting).toBe(true);
+    t.committer.controllerAt(3n, "reconfigure"); // confirmed by a ping first
     t.enqueue([block(6, 6n)]);
     await t.clock.until(() => t.applied.length === 6, 60_000, "block 6");
     expect(commits(t).map((c) => c.height)).toEqual([4n, 5n, 6n]);
@@ -202,7 +201,8 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
     for (let i = 0; i < 20; i++) t.committer.controllerAt(1n, "proposal");
     await t.clock.advance(10_000);
     expect(t.cap.lines.filter((l) => l.message.includes("no longer in the raft log"))).toHaveLength(1);
-    expect(t.controller.calls).toEqual([]);
+    expect(commits(t)).toEqual([]);
+    expect(t.controller.count("CheckProposal")).toBe(0);
     expect(t.committer.recommitting).toBe(false);
   });
 
@@ -219,6 +219,26 @@ describe("a controller that lost blocks (no WAL) gets them again", () => {
     t.committer.resetTo(0); // frees the hung call, as a snapshot would
     await t.clock.until(() => !t.committer.recommitting, 60_000, "the recommits");
     expect(commits(t).map((c) => c.height)).toEqual([2n, 3n, 4n]);
+  });
+
+  test("a stale lower report (a Reconfigure from the controller's sync arriving late) is checked by a ping and commits nothing again", async () => {
+    const t = await chainWithLoss(5, 5n); // the controller has every block
+    t.committer.controllerAt(3n, "reconfigure");
+    await t.clock.advance(1_000);
+    expect(t.controller.calls.map((c) => c.height)).toEqual([(1n << 64n) - 1n]); // one ping, nothing else
+    expect(t.committer.recommitting).toBe(false);
+  });
+
+  test("a controller that loses blocks again during the recommits gets them from its new height, in order", async () => {
+    const t = await chainWithLoss(5, 3n);
+    t.controller.plan.check = ["hang"];
+    t.committer.controllerAt(3n, "reconfigure");
+    await t.clock.until(() => t.controller.count("CheckProposal") === 1, 60_000, "the recommit of 4 in flight");
+    t.controller.height = 1n; // a second power loss
+    t.committer.controllerAt(1n, "reconfigure");
+    await t.clock.until(() => !t.committer.recommitting, 60_000, "the recommits");
+    expect(commits(t).map((c) => c.height)).toEqual([2n, 3n, 4n, 5n]);
+    expect(t.controller.height).toBe(5n);
   });
 
   test("with the no-recommit defect re-injected nothing is recommitted (what the simulator must catch)", async () => {

@@ -6,6 +6,8 @@ import type { ChainConfig } from "../../src/node/chain-config.ts";
 import type { RaftPeer } from "../../src/node/raft-peer.ts";
 import { systemClock } from "../../src/node/ports.ts";
 import { Supervisor } from "../../src/node/supervisor.ts";
+import { peerIdFromAddress } from "../../src/peer/peer-id.ts";
+import { newConfState, newSnapshot } from "../../src/raft/index.ts";
 import { SqliteStorage } from "../../src/storage/sqlite.ts";
 import { captureLog } from "../support/capture-log.ts";
 import { serviceConfig } from "../support/service-config.ts";
@@ -32,6 +34,16 @@ class StubPeer {
   }
   chainConfig() {
     return this.config;
+  }
+  /** Committed entries waiting for the controller. */
+  backlog = 0;
+  /** Time since any peer talked to it. */
+  silentMs = 0;
+  status() {
+    return { committerBacklog: this.backlog };
+  }
+  msSinceHeard() {
+    return this.silentMs;
   }
 }
 
@@ -176,6 +188,62 @@ describe("supervisor", () => {
     await Bun.sleep(20);
     expect(t.controller.count("CommitBlock")).toBe(1); // no further rounds
     expect(t.fatal).toHaveLength(1);
+    t.storage.close();
+  });
+
+  test("a validator round persists the abort window, so a restart before the removal is seen still knows it", async () => {
+    const t = setup();
+    t.sup.start();
+    t.sup.onReconfigure(cfg(40n, [ME, OTHER]));
+    await waitUntil(() => t.storage.abortHeight() === 42n, "the abort height written in a validator round");
+    await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("a node off the list keeps its peer while committed blocks are still on their way to its controller", async () => {
+    const t = setup();
+    t.sup.start();
+    t.sup.onReconfigure(cfg(100n, [ME, OTHER]));
+    await waitUntil(() => t.peers.length === 1, "a peer");
+    const peer = t.peers[0];
+    peer.config = cfg(110n, [OTHER]); // the removal, seen late: the window now ends at 111
+    const kick = () => (t.sup as unknown as { kick(): void }).kick();
+    kick();
+    await Bun.sleep(20);
+    peer.backlog = 3; // one of these blocks may list this node again
+    peer.config = cfg(111n, [OTHER]);
+    kick();
+    await Bun.sleep(20);
+    expect(peer.stopped).toBe(0);
+    peer.backlog = 0;
+    kick();
+    await waitUntil(() => peer.stopped === 1, "the abort once they are applied");
+    await t.sup.stop(0);
+    t.storage.close();
+  });
+
+  test("a node off the list that is still a voter of its applied configuration stays while peers talk to it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "supervisor-"));
+    const pre = SqliteStorage.open(dir);
+    pre.persist({ snapshot: newSnapshot(5, 5, newConfState({ voters: [peerIdFromAddress(ME), peerIdFromAddress(OTHER)] })) });
+    pre.close();
+    const t = setup(dir);
+    t.controller.validators = [OTHER];
+    t.controller.height = 500n; // far beyond any abort window
+    t.sup.start();
+    await waitUntil(() => t.peers.length === 1, "a peer: the removal is not applied here, the others may need this vote");
+    const kick = () => (t.sup as unknown as { kick(): void }).kick();
+    t.peers[0].silentMs = 1_000;
+    kick();
+    await Bun.sleep(20);
+    expect(t.peers[0].stopped).toBe(0);
+    t.peers[0].silentMs = 10 * 60_000; // nobody has talked to it for ten election timeouts
+    kick();
+    await waitUntil(() => t.peers[0].stopped === 1, "it leaves raft");
+    kick();
+    await Bun.sleep(20);
+    expect(t.peers).toHaveLength(1); // and does not come back until it is a validator again
+    await t.sup.stop(0);
     t.storage.close();
   });
 });

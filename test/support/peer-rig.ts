@@ -9,6 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
 import { systemClock, systemRandom } from "../../src/node/ports.ts";
+import { newConfState, newSnapshot } from "../../src/raft/index.ts";
 import { RaftPeer } from "../../src/node/raft-peer.ts";
 import { ValidatorDirectory, zenohOrigin } from "../../src/peer/directory.ts";
 import { peerIdFromAddress } from "../../src/peer/peer-id.ts";
@@ -71,9 +72,13 @@ export class PeerRig {
   readonly transport: PeerTransport;
   readonly peer: RaftPeer;
 
-  constructor(opts: { peerMsgsPerSecond?: number } = {}) {
+  constructor(opts: { peerMsgsPerSecond?: number; emptyStore?: boolean; validators?: "all" | "self-and-b" } = {}) {
     const cfg = serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: this.self.address, raftDataPath: this.dir });
-    this.controller.validators = [this.a.address, this.self.address, this.b.address];
+    this.controller.validators =
+      opts.validators === "self-and-b" ? [this.self.address, this.b.address] : [this.a.address, this.self.address, this.b.address];
+    // A member of a running chain: its store already holds the configuration {a, self, b}. With
+    // `emptyStore` it is a node joining the chain (new validator, wiped store) instead.
+    if (!opts.emptyStore) this.storage.persist({ snapshot: newSnapshot(5, 5, newConfState({ voters: [this.a.id, this.self.id, this.b.id] })) });
     this.transport = new PeerTransport({
       selfId: this.self.id,
       network: this.network,

@@ -1,0 +1,68 @@
+// A node whose store is empty at a running chain (a new validator, a wiped data dir): it must not
+// make up a configuration from the validator list and start a second history with it; it waits
+// for the chain's leader to send it the state, and takes Raft messages from any node meanwhile,
+// because the real configuration may hold validators on their way out (who may need its vote).
+import { afterEach, describe, expect, test } from "bun:test";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { codec } from "../../src/raft/index.ts";
+import { PeerRig } from "../support/peer-rig.ts";
+
+const rigs: PeerRig[] = [];
+afterEach(async () => {
+  for (const r of rigs.splice(0)) await r.close();
+});
+
+/** `self` with an empty store at chain height 10; the validators are self and b: a is on its way out. */
+function joining(): PeerRig {
+  const r = new PeerRig({ emptyStore: true, validators: "self-and-b" });
+  rigs.push(r);
+  return r;
+}
+
+function deliver(r: PeerRig, from: { id: bigint; origin: bigint }, m: MessageInitShape<typeof MessageSchema>): void {
+  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, from: from.id, ...m })) });
+}
+
+function sentRaft(r: PeerRig) {
+  return r.network.sent.filter((n) => n.type === "raft").map((n) => codec.decodeMessage(n.msg));
+}
+
+describe("an empty store at a running chain", () => {
+  test("does not bootstrap a configuration of its own from the validator list", async () => {
+    const r = joining();
+    await r.settle();
+    expect(r.peer.status().voters).toEqual([]);
+    expect(r.log.has("empty raft storage at a running chain: waiting for its leader to send the raft state")).toBe(true);
+    expect(r.log.has("bootstrapped raft storage")).toBe(false);
+  });
+
+  test("answers the vote request of a member of the real configuration that is no longer a validator", async () => {
+    const r = joining();
+    await r.settle();
+    // a learns where we are from our probe answer; then it asks for our vote.
+    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 9n, logTerm: 8n, index: 30n });
+    await r.settle();
+    const votes = sentRaft(r).filter((m) => m.msgType === MessageType.MsgRequestVoteResponse);
+    expect(votes.map((m) => [m.to, m.reject])).toEqual([[r.a.id, false]]);
+    expect(r.drops).toEqual([]);
+  });
+
+  test("takes the leader's snapshot and from then on drops strangers again", async () => {
+    const r = joining();
+    await r.settle();
+    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    deliver(r, r.a, {
+      msgType: MessageType.MsgSnapshot,
+      term: 9n,
+      snapshot: { metadata: { index: 30n, term: 8n, confState: { voters: [r.a.id, r.self.id, r.b.id] } }, data: new Uint8Array() },
+    });
+    await r.settle();
+    expect(r.peer.status().voters.sort()).toEqual([r.a.id, r.self.id, r.b.id].sort());
+    expect(r.peer.status().leader).toBe(r.a.id);
+    deliver(r, { id: 0x4242n, origin: 0x99n }, { msgType: MessageType.MsgRequestVote, term: 1000n, logTerm: 1000n, index: 1000n });
+    await r.settle();
+    expect(r.drops).toEqual(["not_member"]);
+  });
+});
