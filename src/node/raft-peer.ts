@@ -74,6 +74,8 @@ export type InboundDropReason = "from_self" | "not_member" | "unexpected_type" |
  * read-index is unused; the Rust service is the same): from outside, those could only inject
  * entries or depose a leader.
  */
+const VOTE_REQUESTS: ReadonlySet<MessageType> = new Set([MessageType.MsgRequestVote, MessageType.MsgRequestPreVote]);
+
 const WIRE_TYPES: ReadonlySet<MessageType> = new Set([
   MessageType.MsgAppend,
   MessageType.MsgAppendResponse,
@@ -382,7 +384,9 @@ export class RaftPeer {
     // validator) knows neither the real configuration nor its members, some of which may be
     // validators on their way out: it must take their appends and answer their vote requests
     // (they may need its vote), or it would elect itself into a second history.
-    if (!this.isMember(m.from) && !this.takesAnyone()) return this.dropInbound("not_member", m);
+    if (!this.isMember(m.from) && (!this.takesAnyone() || (VOTE_REQUESTS.has(m.msgType) && this.leaseHeld()))) {
+      return this.dropInbound("not_member", m);
+    }
     this.heardAt.set(m.from, this.now());
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
@@ -393,6 +397,18 @@ export class RaftPeer {
       else this.log.error("step raft msg failed", { from: m.from, type: MessageType[m.msgType], error: errorMessage(e) });
     }
     this.schedule();
+  }
+
+  /**
+   * A leader was heard within an election timeout. A node that takes messages from anyone still
+   * refuses strangers' vote requests then: they come from removed nodes with stale configurations
+   * (the leader it follows is the live cluster), and granting them would move its term past the
+   * leader's and cut it off.
+   */
+  private leaseHeld(): boolean {
+    if (this.leader === NONE) return false;
+    const at = this.heardAt.get(this.leader);
+    return at !== undefined && this.now() - at < this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
   }
 
   /**
@@ -465,10 +481,16 @@ export class RaftPeer {
     };
   }
 
-  /** Milliseconds since any peer's message was last taken (since the start when none was). */
-  msSinceHeard(): number {
+  /**
+   * Milliseconds since a validator's message was last taken (since the start when none was). Only
+   * validators count: other removed nodes with stale configurations keep talking to each other.
+   */
+  msSinceHeardFromValidators(): number {
     let last = this.startedAt;
-    for (const at of this.heardAt.values()) if (at > last) last = at;
+    for (const id of validatorIds(this.config)) {
+      const at = this.heardAt.get(id);
+      if (at !== undefined && at > last) last = at;
+    }
     return this.now() - last;
   }
 

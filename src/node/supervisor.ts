@@ -174,9 +174,9 @@ export class Supervisor {
     const cs = this.deps.storage.initialState().confState;
     if (!cs.voters.includes(this.selfId) && !cs.votersOutgoing.includes(this.selfId)) return false;
     const peer = this._peer;
-    if (peer === undefined || peer.msSinceHeard() < this.staleVoterMs) return true;
-    this.deps.log.info("no longer a validator and no peer has talked to this voter for a while; leaving raft", {
-      silent_ms: Math.round(peer.msSinceHeard()),
+    if (peer === undefined || peer.msSinceHeardFromValidators() < this.staleVoterMs) return true;
+    this.deps.log.info("no longer a validator and no validator has talked to this voter for a while; leaving raft", {
+      silent_ms: Math.round(peer.msSinceHeardFromValidators()),
     });
     this.gaveUpAsRemoved = true;
     return false;

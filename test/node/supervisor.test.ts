@@ -42,7 +42,7 @@ class StubPeer {
   status() {
     return { committerBacklog: this.backlog };
   }
-  msSinceHeard() {
+  msSinceHeardFromValidators() {
     return this.silentMs;
   }
 }
