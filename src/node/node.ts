@@ -24,7 +24,7 @@ import type { NodeTestBug } from "./test-bugs.ts";
 export const DRAIN_MS = 300;
 
 export interface NodeDeps {
-  readonly cfg: Config;
+  readonly settings: Config;
   readonly log: ConsolaInstance;
   readonly clock: Clock;
   readonly random: Random;
@@ -55,15 +55,15 @@ export class ConsensusNode {
   private raftDropped = 0;
 
   constructor(private readonly deps: NodeDeps) {
-    const { cfg, log, clock, random, storage, controller, network } = deps;
-    this.selfId = peerIdFromAddress(cfg.nodeAddress);
+    const { settings, log, clock, random, storage, controller, network } = deps;
+    this.selfId = peerIdFromAddress(settings.nodeAddress);
     const netLog = log.withTag("network");
-    const raftLog = log.withTag("raft");
+    const peerLog = log.withTag("raft");
     this.transport = new PeerTransport({
       selfId: this.selfId,
       network,
       log: netLog,
-      peerMsgsPerSecond: cfg.peerMsgsPerSecond,
+      peerMsgsPerSecond: settings.peerMsgsPerSecond,
       now: () => clock.now(),
       events: {
         ...deps.transportEvents,
@@ -85,18 +85,18 @@ export class ConsensusNode {
       },
     });
     this.supervisor = new Supervisor({
-      cfg,
+      settings,
       log,
       storage,
       controller,
       clock,
       fatal: deps.fatal,
-      makePeer: (trigger) =>
+      makePeer: (config) =>
         new RaftPeer(
           {
-            cfg,
+            settings,
             selfId: this.selfId,
-            log: raftLog,
+            log: peerLog,
             storage,
             outlet: this.transport,
             controller,
@@ -108,7 +108,7 @@ export class ConsensusNode {
             raftTestBugs: deps.raftTestBugs,
             timeline: deps.timeline,
           },
-          trigger,
+          config,
         ),
     });
     // Without a running peer (not a validator) raft messages are answered OK and dropped, never queued.

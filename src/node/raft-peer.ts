@@ -101,7 +101,7 @@ export interface PeerEvents {
 }
 
 export interface RaftPeerDeps {
-  readonly cfg: Config;
+  readonly settings: Config;
   readonly selfId: NodeId;
   readonly log: ConsolaInstance;
   readonly storage: NodeStorage;
@@ -177,7 +177,7 @@ export class RaftPeer {
   get node(): RawNode {
     return this.raw;
   }
-  private config: ChainConfig;
+  private chain: ChainConfig;
   private readonly committer: Committer;
   private readonly proposer: Proposer;
   private readonly log: ConsolaInstance;
@@ -221,28 +221,28 @@ export class RaftPeer {
 
   constructor(
     private readonly deps: RaftPeerDeps,
-    trigger: ChainConfig,
+    startConfig: ChainConfig,
   ) {
-    const { storage, cfg, selfId } = deps;
+    const { storage, settings, selfId } = deps;
     this.log = deps.log;
     this.now = () => deps.clock.now();
     this.timeline = deps.timeline ?? NO_TIMELINE;
     this.limitedLog = new LogLimiter(this.log, this.now);
     this.inboundWarn = new LogLimiter(this.log, this.now);
     this.startedAt = this.leaderlessSince = this.now();
-    const stored = tryDecodeChainConfig(storage.stateMachine());
+    const stored = tryDecodeChainConfig(storage.chainConfigBytes());
     if (stored === undefined) throw new Error(`${storage.file}: stored chain configuration cannot be decoded`);
-    this.config = stored;
+    this.chain = stored;
 
     // A validator's empty store at genesis starts from the Rust service's bootstrap snapshot
     // (index 5, term 5, every validator a voter), so mixed Rust/TS chains start the same way; the
     // first listed validator campaigns first (see maybeFirstCampaign).
-    const position = validatorIndex(trigger, cfg.nodeAddress);
+    const position = validatorIndex(startConfig, settings.nodeAddress);
     let wantsCampaign = false;
     const initial = storage.initialState();
     const noConfiguration = initial.confState.voters.length === 0 && initial.confState.learners.length === 0;
-    if (position >= 0 && noConfiguration && trigger.height === 0n && initial.hardState.term === 0) {
-      this.bootstrap(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, validatorIds(trigger));
+    if (position >= 0 && noConfiguration && startConfig.height === 0n && initial.hardState.term === 0) {
+      this.bootstrap(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, validatorIds(startConfig));
       wantsCampaign = position === 0;
     } else if (position >= 0 && noConfiguration) {
       // An empty store at a running chain (a new validator, a wiped node) has no configuration of
@@ -252,19 +252,19 @@ export class RaftPeer {
       // the chain's leader to send it the state (a snapshot). Only if nobody reaches it (every
       // store was wiped) does it bootstrap from the validator list and stand for election, the
       // first listed validator first.
-      this.bootstrapAfterTicks = (position === 0 ? FRESH_HOLD_OFF_ELECTIONS : 2 * FRESH_HOLD_OFF_ELECTIONS) * cfg.electionTick;
+      this.bootstrapAfterTicks = (position === 0 ? FRESH_HOLD_OFF_ELECTIONS : 2 * FRESH_HOLD_OFF_ELECTIONS) * settings.electionTick;
       this.log.info("empty raft storage at a running chain: waiting for its leader to send the raft state", {
-        height: trigger.height,
+        height: startConfig.height,
         wait_ticks: this.bootstrapAfterTicks,
       });
     } else if (position < 0) {
-      this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(trigger));
+      this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(startConfig));
     }
     // A controller below the recorded height lost blocks (no WAL): they are committed again once
     // the peer runs.
-    if (trigger.height < this.config.height) this.controllerBehindAtStart = trigger.height;
-    this.adoptConfig(trigger, "start");
-    this.joiningRunningChain = trigger.height > 0n;
+    if (startConfig.height < this.chain.height) this.controllerBehindAtStart = startConfig.height;
+    this.adoptConfig(startConfig, "start");
+    this.joiningRunningChain = startConfig.height > 0n;
     this.raw = this.newRawNode();
     this.committer = new Committer(
       {
@@ -272,7 +272,7 @@ export class RaftPeer {
         controller: deps.controller,
         clock: deps.clock,
         random: deps.random,
-        chainConfig: () => this.config,
+        chainConfig: () => this.chain,
         applied: (index, config) => this.applied(index, config),
         appliedConfChange: (index, cc) => this.appliedConfChange(index, cc),
         readEntries: (lo, hi) => storage.entries(lo, hi),
@@ -293,7 +293,7 @@ export class RaftPeer {
     this.proposer = new Proposer({
       log: this.log,
       controller: deps.controller,
-      chainConfig: () => this.config,
+      chainConfig: () => this.chain,
       canPropose: () => this.canProposeBlock(),
       propose: (p) => this.proposeBlock(p),
       transferLeadership: (reason) => this.transferLeadership(reason),
@@ -302,7 +302,7 @@ export class RaftPeer {
       timeline: this.timeline,
       now: this.now,
     });
-    this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.config) });
+    this.log.info("raft start", { peer_id: selfId, applied: storage.appliedIndex(), ...describeChainConfig(this.chain) });
     // A new chain's first validator campaigns once its peers can be reached: their network origins
     // are learned from their probes, and a campaign sent before that is lost, leaving the chain
     // without a leader for a whole election timeout (10-20 s with the default timers).
@@ -310,14 +310,14 @@ export class RaftPeer {
   }
 
   private newRawNode(): RawNode {
-    const { storage, cfg, selfId } = this.deps;
+    const { storage, settings, selfId } = this.deps;
     return new RawNode(
       {
         id: selfId,
-        electionTick: cfg.electionTick,
-        heartbeatTick: cfg.heartbeatTick,
-        checkQuorum: cfg.checkQuorum,
-        preVote: cfg.preVote,
+        electionTick: settings.electionTick,
+        heartbeatTick: settings.heartbeatTick,
+        checkQuorum: settings.checkQuorum,
+        preVote: settings.preVote,
         applied: storage.appliedIndex(),
         maxSizePerMsg: 1 << 20,
         maxInflightMsgs: 256,
@@ -341,7 +341,7 @@ export class RaftPeer {
   private bootstrap(index: number, term: number, voters: readonly NodeId[]): void {
     const { storage } = this.deps;
     storage.persist({ snapshot: newSnapshot(index, term, newConfState({ voters: [...voters] })) });
-    if (this.config.validators.length > 0) storage.setStateMachine(encodeChainConfig(this.config));
+    if (this.chain.validators.length > 0) storage.setChainConfigBytes(encodeChainConfig(this.chain));
     this.log.info("bootstrapped raft storage", { index, term, voters: voters.length });
   }
 
@@ -355,16 +355,16 @@ export class RaftPeer {
   private bootstrapLate(): void {
     const st = this.deps.storage.initialState();
     if (st.confState.voters.length > 0 || st.confState.learners.length > 0) return; // a snapshot came meanwhile
-    this.log.info("no leader heard from; starting the chain's raft state from the validator list", { height: this.config.height });
-    const { index, term } = lateBootstrapPoint(this.config.height);
-    this.bootstrap(index, term, validatorIds(this.config));
+    this.log.info("no leader heard from; starting the chain's raft state from the validator list", { height: this.chain.height });
+    const { index, term } = lateBootstrapPoint(this.chain.height);
+    this.bootstrap(index, term, validatorIds(this.chain));
     this.raw = this.newRawNode();
     this.committer.resetTo(index);
     this.schedule();
   }
 
   start(): void {
-    this.stopTicker = this.deps.clock.every(this.deps.cfg.tickIntervalInMillis, () => this.onTick());
+    this.stopTicker = this.deps.clock.every(this.deps.settings.tickIntervalInMillis, () => this.onTick());
     if (this.controllerBehindAtStart !== undefined) this.committer.controllerAt(this.controllerBehindAtStart, "start");
     if (this.firstCampaignPending) this.maybeFirstCampaign();
     this.schedule();
@@ -408,7 +408,7 @@ export class RaftPeer {
   private leaseHeld(): boolean {
     if (this.leader === NONE) return false;
     const at = this.heardAt.get(this.leader);
-    return at !== undefined && this.now() - at < this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
+    return at !== undefined && this.now() - at < this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
   }
 
   /**
@@ -431,9 +431,9 @@ export class RaftPeer {
    */
   isMember(id: NodeId): boolean {
     if (this.node.inConfiguration(id)) return true;
-    if (this.config !== this.validatorsOf) {
-      this.validatorsOf = this.config;
-      this.validatorSet = new Set(validatorIds(this.config));
+    if (this.chain !== this.validatorsOf) {
+      this.validatorsOf = this.chain;
+      this.validatorSet = new Set(validatorIds(this.chain));
     }
     return this.validatorSet.has(id);
   }
@@ -446,7 +446,7 @@ export class RaftPeer {
   /** A newer configuration from the controller (Reconfigure or ping) while running. */
   offerConfig(c: ChainConfig): void {
     if (this.stopped) return;
-    if (c.height < this.config.height) this.committer.controllerAt(c.height, "reconfigure");
+    if (c.height < this.chain.height) this.committer.controllerAt(c.height, "reconfigure");
     else if (this.adoptConfig(c, "reconfigure")) this.schedule();
   }
 
@@ -467,8 +467,8 @@ export class RaftPeer {
       commit: st.hardState.commit,
       applied: this.deps.storage.appliedIndex(),
       lastIndex: st.lastIndex,
-      height: this.config.height,
-      blockInterval: this.config.blockInterval,
+      height: this.chain.height,
+      blockInterval: this.chain.blockInterval,
       voters: st.confState.voters,
       votersOutgoing: st.confState.votersOutgoing,
       learners: st.confState.learners,
@@ -487,7 +487,7 @@ export class RaftPeer {
    */
   msSinceHeardFromValidators(): number {
     let last = this.startedAt;
-    for (const id of validatorIds(this.config)) {
+    for (const id of validatorIds(this.chain)) {
       const at = this.heardAt.get(id);
       if (at !== undefined && at > last) last = at;
     }
@@ -495,7 +495,7 @@ export class RaftPeer {
   }
 
   chainConfig(): ChainConfig {
-    return this.config;
+    return this.chain;
   }
 
   isLeader(): boolean {
@@ -672,7 +672,7 @@ export class RaftPeer {
     // Once per commit index: a follower that the broadcast cannot reach (paused, probing, no
     // route) learns it from its next append or heartbeat, as in raft-rs.
     if (this.announceTimer !== undefined || commit <= this.commitAnnounced || !this.commitUnannounced(commit)) return;
-    if (this.config.blockInterval > 0) {
+    if (this.chain.blockInterval > 0) {
       // No block follows for a second or more: announce it now, as raft-rs does.
       this.announceCommit(commit);
       return;
@@ -718,9 +718,9 @@ export class RaftPeer {
 
   private snapshotInstalled(snap: Snapshot): void {
     const c = tryDecodeChainConfig(snap.data);
-    if (c !== undefined) this.config = c;
+    if (c !== undefined) this.chain = c;
     this.committer.resetTo(snap.metadata.index);
-    this.log.info("apply_snapshot", { index: snap.metadata.index, term: snap.metadata.term, ...describeChainConfig(this.config) });
+    this.log.info("apply_snapshot", { index: snap.metadata.index, term: snap.metadata.term, ...describeChainConfig(this.chain) });
   }
 
   private roleChange(role: StateRole, leader: NodeId): void {
@@ -751,10 +751,10 @@ export class RaftPeer {
   private applied(index: number, config?: ChainConfig): void {
     const { storage } = this.deps;
     // A configuration adopted meanwhile (Reconfigure) may be newer than the one this block returned.
-    if (config !== undefined && config.height >= this.config.height) {
-      storage.apply(index, { stateMachine: encodeChainConfig(config) });
-      if (!sameValidators(this.config, config)) this.log.info("validators changed", describeChainConfig(config));
-      this.config = config;
+    if (config !== undefined && config.height >= this.chain.height) {
+      storage.apply(index, { chainConfigBytes: encodeChainConfig(config) });
+      if (!sameValidators(this.chain, config)) this.log.info("validators changed", describeChainConfig(config));
+      this.chain = config;
     } else {
       storage.apply(index);
     }
@@ -790,13 +790,13 @@ export class RaftPeer {
 
   /** Adopts a configuration from the controller if it is newer than the applied one. */
   private adoptConfig(c: ChainConfig, source: string): boolean {
-    if (c.height < this.config.height) {
-      if (source === "start") this.log.warn("block height in initial reconfigure is lower than recorded; skip it", { reconfigure: c.height, recorded: this.config.height });
+    if (c.height < this.chain.height) {
+      if (source === "start") this.log.warn("block height in initial reconfigure is lower than recorded; skip it", { reconfigure: c.height, recorded: this.chain.height });
       return false;
     }
-    if (c.height === this.config.height && this.config.validators.length > 0) return false;
-    this.config = c;
-    this.deps.storage.setStateMachine(encodeChainConfig(c));
+    if (c.height === this.chain.height && this.chain.validators.length > 0) return false;
+    this.chain = c;
+    this.deps.storage.setChainConfigBytes(encodeChainConfig(c));
     this.log.info("reconfigure ack", { source, ...describeChainConfig(c) });
     return true;
   }
@@ -824,7 +824,7 @@ export class RaftPeer {
   private wantedConfChange(): ConfChangeV2 | undefined {
     const cs = this.node.confState();
     if (cs.votersOutgoing.length > 0) return undefined; // leaving the joint config happens by itself
-    return nextConfChange(cs, validatorIds(this.config));
+    return nextConfChange(cs, validatorIds(this.chain));
   }
 
   private maybeProposeConfChange(): void {
@@ -839,7 +839,7 @@ export class RaftPeer {
       if (this.node.basicStatus().leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
       if (this.deps.testBugs?.has("no-handover-retry") && this.nextRemovalHandOverAt > 0) return;
       if (this.transferLeadership("leader is removed from validators")) {
-        this.nextRemovalHandOverAt = this.now() + this.deps.cfg.electionTick * this.deps.cfg.tickIntervalInMillis;
+        this.nextRemovalHandOverAt = this.now() + this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
       }
       return;
     }
@@ -857,7 +857,7 @@ export class RaftPeer {
   /** Up-to-date followers: recently active, replicating, matched the last index. */
   private pickTransferee(requireValidator: boolean): NodeId | undefined {
     const { lastIndex, peers = [] } = this.node.status();
-    const validators = new Set(validatorIds(this.config));
+    const validators = new Set(validatorIds(this.chain));
     const candidates: NodeId[] = [];
     for (const pr of peers) {
       if (pr.learner || (requireValidator && !validators.has(pr.id))) continue;

@@ -1,5 +1,5 @@
-// Decides whether this node runs a Raft peer. The trigger is the newest configuration from the
-// controller: a Reconfigure (newest wins, lower heights ignored), else the running peer's own
+// Decides whether this node runs a Raft peer, from the newest chain configuration the
+// controller showed: a Reconfigure (newest wins, lower heights ignored), else the running peer's own
 // applied configuration, else a CommitBlock(u64::MAX) ping. A validator runs a peer; a node that
 // is no longer a validator keeps it until the chain passes the abort window (its last validator
 // height + 2, persisted so a restart inside the window restarts the peer), then stops it.
@@ -22,12 +22,12 @@ export const PING_TIMEOUT_MS = 5_000;
 export const STALE_VOTER_ELECTIONS = 10;
 
 export interface SupervisorDeps {
-  readonly cfg: Config;
+  readonly settings: Config;
   readonly log: ConsolaInstance;
   readonly storage: NodeStorage;
   readonly controller: ControllerClient;
   readonly clock: Clock;
-  readonly makePeer: (trigger: ChainConfig) => RaftPeer;
+  readonly makePeer: (config: ChainConfig) => RaftPeer;
   /** A round failed in a way retrying cannot fix (storage): the node must stop. */
   readonly fatal: (err: unknown) => void;
   readonly periodMs?: number;
@@ -53,8 +53,8 @@ export class Supervisor {
 
   constructor(private readonly deps: SupervisorDeps) {
     this.abortHeight = deps.storage.abortHeight();
-    this.selfId = peerIdFromAddress(deps.cfg.nodeAddress);
-    this.staleVoterMs = STALE_VOTER_ELECTIONS * deps.cfg.electionTick * deps.cfg.tickIntervalInMillis;
+    this.selfId = peerIdFromAddress(deps.settings.nodeAddress);
+    this.staleVoterMs = STALE_VOTER_ELECTIONS * deps.settings.electionTick * deps.settings.tickIntervalInMillis;
   }
 
   get peer(): RaftPeer | undefined {
@@ -115,21 +115,21 @@ export class Supervisor {
   }
 
   private async evaluate(): Promise<void> {
-    const { log, cfg, storage } = this.deps;
-    let trigger = this.latest;
+    const { log, settings, storage } = this.deps;
+    let config = this.latest;
     this.latest = undefined;
-    if (trigger !== undefined) {
-      log.info("get reconfigure from controller", describeChainConfig(trigger));
-      this._peer?.offerConfig(trigger);
+    if (config !== undefined) {
+      log.info("get reconfigure from controller", describeChainConfig(config));
+      this._peer?.offerConfig(config);
     } else if (this._peer !== undefined) {
-      trigger = this._peer.chainConfig();
+      config = this._peer.chainConfig();
     } else {
-      trigger = await this.ping();
-      if (trigger === undefined || this.stopped) return;
+      config = await this.ping();
+      if (config === undefined || this.stopped) return;
     }
-    const validator = validatorIndex(trigger, cfg.nodeAddress) >= 0;
+    const validator = validatorIndex(config, settings.nodeAddress) >= 0;
     if (validator) {
-      this.abortHeight = trigger.height + 2n;
+      this.abortHeight = config.height + 2n;
       this.wasValidator = true;
       this.gaveUpAsRemoved = false;
       // Persisted here too: a validator restarted before it sees its removal must still know it
@@ -140,14 +140,14 @@ export class Supervisor {
       // short interval). The exclusion happened at or before this height, and the new validators'
       // leader proposes the next block only once this node's removal is applied: until that
       // block, the cluster may still need this node's vote to commit the removal.
-      if (this.wasValidator && trigger.height + 1n > this.abortHeight) this.abortHeight = trigger.height + 1n;
+      if (this.wasValidator && config.height + 1n > this.abortHeight) this.abortHeight = config.height + 1n;
       this.wasValidator = false;
-      if (this._peer !== undefined || trigger.height < this.abortHeight) log.info("I'm not in the validators list", { height: trigger.height, abort_height: this.abortHeight });
+      if (this._peer !== undefined || config.height < this.abortHeight) log.info("I'm not in the validators list", { height: config.height, abort_height: this.abortHeight });
       if (this.abortHeight > storage.abortHeight()) storage.setAbortHeight(this.abortHeight);
     }
-    if (validator || trigger.height < this.abortHeight || this.stillAVoter()) {
+    if (validator || config.height < this.abortHeight || this.stillAVoter()) {
       if (this._peer === undefined && !this.stopped) {
-        const peer = this.deps.makePeer(trigger);
+        const peer = this.deps.makePeer(config);
         this._peer = peer;
         peer.start();
       }
@@ -156,7 +156,7 @@ export class Supervisor {
       // again (or carry the change it is waiting for): decide once they are applied.
       log.debug("not leaving raft while committed blocks are still being applied", { backlog: this._peer.status().committerBacklog });
     } else if (this._peer !== undefined) {
-      log.info("abort raft", { height: trigger.height, abort_height: this.abortHeight });
+      log.info("abort raft", { height: config.height, abort_height: this.abortHeight });
       const peer = this._peer;
       this._peer = undefined;
       await peer.stop(0);

@@ -49,7 +49,7 @@ export async function startService(settings: Config, log: ConsolaInstance): Prom
 
   const metrics: ConsensusMetrics | undefined = settings.enableMetrics ? consensusMetrics(settings, () => node, isServing, log) : undefined;
   const node = new ConsensusNode({
-    cfg: settings,
+    settings,
     log,
     clock: systemClock,
     random: systemRandom,

@@ -67,7 +67,7 @@ export function readLegacy(dir: string): LegacyImport | undefined {
       confState,
       appliedIndex: index,
       appliedTerm: term,
-      stateMachine: snap.data,
+      chainConfigBytes: snap.data,
       compactedIndex: index,
       compactedTerm: term,
     });

@@ -14,7 +14,7 @@ export interface PersistBatch {
 /** What the node records together with the applied index. */
 export interface ApplyUpdate {
   /** Encoded common.ConsensusConfiguration after applying up to the index. */
-  stateMachine?: Uint8Array;
+  chainConfigBytes?: Uint8Array;
   /** ConfState after applying up to the index (when a conf change was applied). */
   confState?: ConfState;
 }
@@ -34,9 +34,9 @@ export interface NodeStorage extends Storage {
   compact(keepTail: number): number;
   appliedIndex(): number;
   /** Encoded common.ConsensusConfiguration as of the applied index (empty on a fresh node). */
-  stateMachine(): Uint8Array;
+  chainConfigBytes(): Uint8Array;
   /** Replaces the stored configuration without moving the applied index. */
-  setStateMachine(stateMachine: Uint8Array): void;
+  setChainConfigBytes(chainConfigBytes: Uint8Array): void;
   /**
    * An applied block kept beside the log for a controller that may have lost it: the Rust
    * service's last entry, imported from its data dir (its predecessor's term is unknown, so it

@@ -34,7 +34,7 @@ export class SqliteStorage implements NodeStorage {
   private readonly setCompacted: Statement;
   private readonly setSnapshot: Statement;
   private readonly setAbort: Statement;
-  private readonly setStateMachineStmt: Statement;
+  private readonly setChainConfigStmt: Statement;
 
   /** The synchronous mode the connection is in now (see write()). */
   private syncNow: SyncMode;
@@ -64,7 +64,7 @@ export class SqliteStorage implements NodeStorage {
         "compacted_index = ?2, compacted_term = ?3, recommit_entry = NULL WHERE id = 1",
     );
     this.setAbort = db.prepare("UPDATE raft_state SET abort_height = ? WHERE id = 1");
-    this.setStateMachineStmt = db.prepare("UPDATE raft_state SET state_machine = ? WHERE id = 1");
+    this.setChainConfigStmt = db.prepare("UPDATE raft_state SET state_machine = ? WHERE id = 1");
   }
 
   /**
@@ -156,7 +156,7 @@ export class SqliteStorage implements NodeStorage {
       throw new StorageError("SnapshotTemporarilyUnavailable", `requested ${requestIndex}, applied ${s.appliedIndex}`);
     }
     return {
-      data: s.stateMachine,
+      data: s.chainConfigBytes,
       metadata: { index: s.appliedIndex, term: s.appliedTerm, confState: cloneConfState(s.confState) },
     };
   }
@@ -252,7 +252,7 @@ export class SqliteStorage implements NodeStorage {
       s.compactedIndex = s.appliedIndex = m.index;
       s.compactedTerm = s.appliedTerm = m.term;
       s.confState = cloneConfState(m.confState);
-      s.stateMachine = snap.data;
+      s.chainConfigBytes = snap.data;
       s.recommitEntry = undefined;
     }
     if (ents.length > 0) {
@@ -279,12 +279,12 @@ export class SqliteStorage implements NodeStorage {
     // Not synced: after a power loss the node applies the lost tail again, which the controller
     // answers as already done (CommitBlock is idempotent for heights it has).
     this.write("apply", false, () =>
-      this.setApplied.run(index, term, update.stateMachine ?? null, cs ? codec.encodeConfState(cs) : null, hs ? codec.encodeHardState(hs) : null),
+      this.setApplied.run(index, term, update.chainConfigBytes ?? null, cs ? codec.encodeConfState(cs) : null, hs ? codec.encodeHardState(hs) : null),
     );
     s.appliedIndex = index;
     s.appliedTerm = term;
     s.recommitEntry = undefined;
-    if (update.stateMachine) s.stateMachine = update.stateMachine;
+    if (update.chainConfigBytes) s.chainConfigBytes = update.chainConfigBytes;
     if (cs) s.confState = cs;
     if (hs) s.hardState = hs;
   }
@@ -329,14 +329,14 @@ export class SqliteStorage implements NodeStorage {
    * Replaces the state machine without moving the applied index: the node adopts a newer
    * configuration from its controller (Reconfigure, or at bootstrap).
    */
-  setStateMachine(stateMachine: Uint8Array): void {
-    this.write("state machine", false, () => this.setStateMachineStmt.run(stateMachine));
-    this.s.stateMachine = stateMachine;
+  setChainConfigBytes(chainConfigBytes: Uint8Array): void {
+    this.write("state machine", false, () => this.setChainConfigStmt.run(chainConfigBytes));
+    this.s.chainConfigBytes = chainConfigBytes;
   }
 
   /** Encoded common.ConsensusConfiguration as of the applied index (empty on a fresh node). */
-  stateMachine(): Uint8Array {
-    return this.s.stateMachine;
+  chainConfigBytes(): Uint8Array {
+    return this.s.chainConfigBytes;
   }
 
   abortHeight(): bigint {
@@ -399,7 +399,7 @@ function writeInitial(db: Database, file: string, s: DurableState): void {
         codec.encodeConfState(s.confState),
         s.appliedIndex,
         s.appliedTerm,
-        s.stateMachine,
+        s.chainConfigBytes,
         s.compactedIndex,
         s.compactedTerm,
         s.abortHeight.toString(),
@@ -457,7 +457,7 @@ function load(db: Database, file: string): DurableState {
     confState: decode("conf_state", () => codec.decodeConfState(bytes(row.conf_state, "conf_state"))),
     appliedIndex: num(row.applied_index, "applied_index"),
     appliedTerm: num(row.applied_term, "applied_term"),
-    stateMachine: bytes(row.state_machine, "state_machine"),
+    chainConfigBytes: bytes(row.state_machine, "state_machine"),
     compactedIndex,
     compactedTerm: num(row.compacted_term, "compacted_term"),
     abortHeight: BigInt(abortText),

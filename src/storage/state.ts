@@ -9,7 +9,7 @@ export interface DurableState {
   appliedIndex: number;
   appliedTerm: number;
   /** Encoded common.ConsensusConfiguration as of the applied index. */
-  stateMachine: Uint8Array;
+  chainConfigBytes: Uint8Array;
   /** Index and term of the entry just before the first retained one (0/0 before any compaction). */
   compactedIndex: number;
   compactedTerm: number;
@@ -31,7 +31,7 @@ export function freshState(): DurableState {
     confState: newConfState(),
     appliedIndex: 0,
     appliedTerm: 0,
-    stateMachine: EMPTY_BYTES,
+    chainConfigBytes: EMPTY_BYTES,
     compactedIndex: 0,
     compactedTerm: 0,
     abortHeight: 0n,

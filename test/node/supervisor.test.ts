@@ -60,7 +60,7 @@ function setup(dir = mkdtempSync(join(tmpdir(), "supervisor-")), makePeerFails?:
   const fatal: unknown[] = [];
   const sup = new Supervisor({
     fatal: (e) => fatal.push(e),
-    cfg: serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: ME }),
+    settings: serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: ME }),
     log: captureLog().log,
     storage,
     controller,

@@ -58,7 +58,7 @@ describe("importing the Rust service's files", () => {
       expect(s.initialState()).toEqual({ hardState: { term: 6, vote: 0n, commit: 6 }, confState: newConfState({ voters: [VOTER] }) });
       expect([s.firstIndex(), s.lastIndex(), s.term(6), s.term(7), s.appliedIndex()]).toEqual([7, 7, 6, 6, 6]);
       expect(s.entries(7, 8)).toEqual([{ entryType: EntryType.EntryNormal, term: 6, index: 7, data: PROPOSAL, context: new Uint8Array() }]);
-      expect(s.stateMachine()).toEqual(CONFIG);
+      expect(s.chainConfigBytes()).toEqual(CONFIG);
       expect(s.snapshot(6, VOTER)).toEqual({ data: CONFIG, metadata: { index: 6, term: 6, confState: newConfState({ voters: [VOTER] }) } });
       expect(s.abortHeight()).toBe(12n);
     } finally {

@@ -46,7 +46,7 @@ function expectV1State(s: SqliteStorage): void {
   expect(s.entries(11, 21).map((e) => `${e.index}/${e.term}/${new TextDecoder().decode(e.data)}`)).toEqual(
     Array.from({ length: 10 }, (_, k) => `${11 + k}/2/block ${11 + k}`),
   );
-  expect(s.stateMachine()).toEqual(CONFIG);
+  expect(s.chainConfigBytes()).toEqual(CONFIG);
   expect(s.recommitEntry()).toBeUndefined();
 }
 

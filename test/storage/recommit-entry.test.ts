@@ -53,7 +53,7 @@ describe("raft-entry at the applied index", () => {
       // The log is as after the snapshot alone: nothing at or after index 6, term(6) from the snapshot.
       expect([s.firstIndex(), s.lastIndex(), s.appliedIndex(), s.term(6)]).toEqual([7, 6, 6, 6]);
       expect(s.initialState().hardState).toEqual({ term: 6, vote: 0n, commit: 6 });
-      expect(s.stateMachine()).toEqual(CONFIG);
+      expect(s.chainConfigBytes()).toEqual(CONFIG);
     } finally {
       s.close();
     }

@@ -66,7 +66,7 @@ describe("a fresh data dir", () => {
     expect(s.initialState().hardState).toEqual({ term: 0, vote: 0n, commit: 0 });
     expect(s.initialState().confState.voters).toEqual([]);
     expect([s.firstIndex(), s.lastIndex(), s.term(0), s.appliedIndex()]).toEqual([1, 0, 0, 0]);
-    expect(s.stateMachine().length).toBe(0);
+    expect(s.chainConfigBytes().length).toBe(0);
     expect(s.abortHeight()).toBe(0n);
     expect(fs.existsSync(path.join(path.dirname(s.file), "raft.sqlite"))).toBe(true);
   });
@@ -84,7 +84,7 @@ describe("a fresh data dir", () => {
     s = reopen(s);
     expect([s.firstIndex(), s.lastIndex(), s.term(1000), s.appliedIndex()]).toEqual([1001, 1003, 7, 1000]);
     expect(s.initialState()).toEqual({ hardState: { term: 7, vote: 0n, commit: 1002 }, confState: newConfState({ voters: [1n, 2n, 3n] }) });
-    expect(s.stateMachine()).toEqual(config);
+    expect(s.chainConfigBytes()).toEqual(config);
     expect(() => s.term(999)).toThrow(StorageError);
   });
 });
@@ -102,7 +102,7 @@ describe("restart recovery", () => {
       ],
       hardState: { term: 6, vote: U64_MAX, commit: 7 },
     });
-    s.apply(6, { stateMachine: bytes(4, 5, 6), confState: cs });
+    s.apply(6, { chainConfigBytes: bytes(4, 5, 6), confState: cs });
     s.compact(0);
     s.setAbortHeight(U64_MAX);
     const before = fingerprint(s);
@@ -249,18 +249,18 @@ describe("apply", () => {
   test("stores the applied index, its term, the state machine and the ConfState together", () => {
     let s = openAt(tmpDir());
     s.persist({ entries: [ent(1, 1), ent(2, 2), ent(3, 2)], hardState: { term: 2, vote: 1n, commit: 3 } });
-    s.apply(2, { stateMachine: bytes(1), confState: newConfState({ voters: [9n] }) });
+    s.apply(2, { chainConfigBytes: bytes(1), confState: newConfState({ voters: [9n] }) });
     s.apply(3); // no new state machine or ConfState: both stay
     s = reopen(s);
     expect(s.appliedIndex()).toBe(3);
     expect(s.snapshot(3, 9n)).toEqual({ data: bytes(1), metadata: { index: 3, term: 2, confState: newConfState({ voters: [9n] }) } });
   });
 
-  test("setStateMachine replaces the configuration without moving the applied index, durably", () => {
+  test("setChainConfigBytes replaces the configuration without moving the applied index, durably", () => {
     let s = openAt(tmpDir());
     s.persist({ entries: ents(1, 2, 1), hardState: { term: 1, vote: 1n, commit: 2 } });
-    s.apply(2, { stateMachine: bytes(1) });
-    s.setStateMachine(bytes(2, 2));
+    s.apply(2, { chainConfigBytes: bytes(1) });
+    s.setChainConfigBytes(bytes(2, 2));
     s = reopen(s);
     expect(s.appliedIndex()).toBe(2);
     expect(s.snapshot(2, 1n).data).toEqual(bytes(2, 2));
@@ -341,7 +341,7 @@ describe("snapshots", () => {
     const s = openAt(tmpDir());
     s.persist({ snapshot: snap(5, 5, [1n], bytes(1)) });
     s.persist({ entries: ents(6, 9, 5), hardState: { term: 5, vote: 1n, commit: 9 } });
-    s.apply(7, { stateMachine: bytes(2) });
+    s.apply(7, { chainConfigBytes: bytes(2) });
     const sn = s.snapshot(3, 2n);
     expect(sn.metadata.index).toBe(7);
     expect(sn.metadata.term).toBe(5);
@@ -353,7 +353,7 @@ describe("snapshots", () => {
   test("an installed snapshot replaces the whole log and becomes the applied state", () => {
     let s = openAt(tmpDir());
     s.persist({ entries: ents(1, 10, 1), hardState: { term: 1, vote: 1n, commit: 3 } });
-    s.apply(2, { stateMachine: bytes(1) });
+    s.apply(2, { chainConfigBytes: bytes(1) });
     s.persist({ snapshot: snap(8, 3, [4n, U64_MAX], bytes(8, 8)) });
     s = reopen(s);
     expect([s.firstIndex(), s.lastIndex(), s.term(8), s.appliedIndex()]).toEqual([9, 8, 3, 8]);

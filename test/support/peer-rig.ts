@@ -90,7 +90,7 @@ export class PeerRig {
     const trigger = create(ConsensusConfigurationSchema, { height: 10n, blockInterval: 3, validators: this.controller.validators });
     this.peer = new RaftPeer(
       {
-        cfg,
+        settings: cfg,
         selfId: this.self.id,
         log: this.log.log,
         storage: this.storage,

@@ -120,7 +120,7 @@ export class ConsensusProcess {
     const log = host.log(slot.name);
     this.inner = SqliteStorage.open(slot.dir, { log: log.withTag("storage") });
     this.storage = new WatchedStorage(this.inner, (what) => this.kill(`power cut during its ${what} write`));
-    const startHeight = Number(tryDecodeChainConfig(this.inner.stateMachine())?.height ?? 0n);
+    const startHeight = Number(tryDecodeChainConfig(this.inner.chainConfigBytes())?.height ?? 0n);
     host.checker.onStart(slot.index, incarnation, { ...this.storage.durable }, startHeight, slot.wiped);
     slot.wiped = false;
 
@@ -157,7 +157,7 @@ export class ConsensusProcess {
       registerNetworkMsgHandler: (info, o) => toNetwork((h, call) => h.registerNetworkMsgHandler(create(RegisterInfoSchema, info), call), o),
     };
     this.node = new ConsensusNode({
-      cfg: host.cfg(slot),
+      settings: host.cfg(slot),
       log,
       clock: scope,
       random: host.random(),

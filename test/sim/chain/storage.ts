@@ -88,12 +88,12 @@ export class WatchedStorage implements NodeStorage {
   appliedIndex(): number {
     return this.inner.appliedIndex();
   }
-  stateMachine(): Uint8Array {
-    return this.inner.stateMachine();
+  chainConfigBytes(): Uint8Array {
+    return this.inner.chainConfigBytes();
   }
-  setStateMachine(stateMachine: Uint8Array): void {
+  setChainConfigBytes(chainConfigBytes: Uint8Array): void {
     this.beforeWrite("state machine");
-    this.inner.setStateMachine(stateMachine);
+    this.inner.setChainConfigBytes(chainConfigBytes);
     this.noteDurable();
   }
   /** The applied block imported from a Rust data dir, when the storage keeps one. */
