@@ -62,8 +62,7 @@ describe("outbound raft messages", () => {
     expect(net.sent).toHaveLength(0);
     expect(net.broadcasts).toHaveLength(1);
     expect(net.broadcasts[0]!.type).toBe("probe");
-    expect(decodePeerId(net.broadcasts[0]!.msg)).toBe(SELF);
-    expect(transport.stats.probesSuppressed).toBe(49);
+    expect(decodePeerId(net.broadcasts[0]!.msg)).toBe(SELF); // 50 misses, one probe: 49 suppressed
 
     clock.t += 499;
     transport.send(raft(PEER, SELF));
@@ -96,17 +95,18 @@ describe("outbound raft messages", () => {
       net.release();
       await Bun.sleep(1);
     }
-    expect(net.sent).toHaveLength(5);
-    expect(transport.stats.raftOverloaded).toBe(3);
+    expect(net.sent).toHaveLength(5); // the 3 "overloaded" never reach the network
   });
 
-  test("network failures are counted, logged once per outage, and never thrown", async () => {
+  test("network failures are logged once per outage as a warning (each at debug), and never thrown", async () => {
     const { net, transport, cap } = setup();
     transport.handleInbound({ type: "probe-resp", origin: 7n, id: PEER });
     net.fail = true;
     for (let i = 0; i < 5; i++) expect(transport.send(raft(PEER, SELF))).toBe("queued");
     await transport.idle();
-    expect(transport.stats.networkFailures).toBe(5);
+    expect(net.sent).toHaveLength(5); // all five calls were made, and all five failed
+    const failed = cap.lines.filter((l) => l.message === "network service call failed");
+    expect(failed.map((l) => l.level)).toEqual(["warn", "debug", "debug", "debug", "debug"]);
     expect(cap.lines.filter((l) => l.level === "warn")).toHaveLength(1);
     net.fail = false;
     transport.send(raft(PEER, SELF));
@@ -150,7 +150,6 @@ describe("inbound messages", () => {
     transport.handleInbound({ type: "raft", origin: 9n, msg: m });
     expect(inbound).toEqual([[m, 9n]]);
     expect(transport.mailbook.origin(PEER)).toBe(9n);
-    expect(transport.stats.raftReceived).toBe(1);
   });
 
   test("a raft message for another node is not delivered and the sender gets refresh", async () => {
