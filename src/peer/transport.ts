@@ -44,6 +44,8 @@ export type TransportDropReason = "rate_limited" | "misdirected" | "origin_misma
 export interface TransportEvents {
   dropped?(reason: TransportDropReason): void;
   mailbook?(result: "rebound" | "refused"): void;
+  /** A network service call failed (its message is lost; Raft resends what it needs). */
+  networkFailed?(call: "sendMsg" | "broadcast"): void;
   /** The network service answers again after failed calls (it may have restarted). */
   networkRecovered?(): void;
 }
@@ -311,6 +313,7 @@ export class PeerTransport {
         this.#events.networkRecovered?.();
       }
     } catch (e) {
+      this.#events.networkFailed?.(item.call);
       const fields = { call: item.call, type: item.msg.type, error: errorMessage(e) };
       // One warning per outage, not one per message: heartbeats alone would flood the log.
       if (this.#networkFailing) {
