@@ -80,10 +80,10 @@ interface Outgoing {
 }
 
 export class PeerTransport {
-  readonly selfId: bigint;
   readonly mailbook: Mailbook;
   readonly maxQueued: number;
 
+  readonly #selfId: bigint;
   readonly #network: NetworkOutlet;
   readonly #log: ConsolaInstance;
   readonly #maxInFlight: number;
@@ -106,7 +106,7 @@ export class PeerTransport {
   #closed = false;
 
   constructor(opts: PeerTransportOptions) {
-    this.selfId = opts.selfId;
+    this.#selfId = opts.selfId;
     this.#network = opts.network;
     this.#log = opts.log;
     this.#maxInFlight = opts.maxInFlight ?? 32;
@@ -168,7 +168,7 @@ export class PeerTransport {
   probe(): void {
     if (this.#closed) return;
     this.#lastProbeAt = this.#now();
-    this.#enqueue("broadcast", probeEnvelope(this.selfId));
+    this.#enqueue("broadcast", probeEnvelope(this.#selfId));
   }
 
   /** Handles a validated inbound envelope (see parseEnvelope). */
@@ -181,7 +181,7 @@ export class PeerTransport {
     }
     switch (env.type) {
       case "raft": {
-        if (env.msg.to !== this.selfId) {
+        if (env.msg.to !== this.#selfId) {
           // The network delivered someone else's message here: the sender's mailbook is stale. The
           // message is not learned from either: it proves nothing about who sits where.
           this.#events.dropped?.("misdirected");
@@ -199,9 +199,9 @@ export class PeerTransport {
         return;
       }
       case "probe":
-        if (env.id === this.selfId) return; // our own broadcast echoed back by the network
+        if (env.id === this.#selfId) return; // our own broadcast echoed back by the network
         this.#learn(env.id, env.origin, now);
-        this.#answer(env.origin, now, () => probeRespEnvelope(env.origin, this.selfId));
+        this.#answer(env.origin, now, () => probeRespEnvelope(env.origin, this.#selfId));
         return;
       case "probe-resp":
         this.#learn(env.id, env.origin, now);
@@ -245,7 +245,7 @@ export class PeerTransport {
   }
 
   #learn(id: bigint, origin: bigint, now: number): LearnResult | undefined {
-    if (id === 0n || id === this.selfId) return undefined;
+    if (id === 0n || id === this.#selfId) return undefined;
     const addressMode = this.mailbook.addressMode;
     const r = this.mailbook.learn(id, origin, now);
     if (!addressMode && this.mailbook.addressMode) {
