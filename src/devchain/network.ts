@@ -273,10 +273,6 @@ export class NetworkFabric {
     return Object.fromEntries([...this.counters].map(([t, c]) => [t, { ...c }]));
   }
 
-  get inFlight(): number {
-    return this.inFlightCount;
-  }
-
   /** Waits until no delivery is pending (scheduled, in flight or retrying). */
   async waitIdle(timeoutMs: number): Promise<void> {
     await waitFor(() => this.inFlightCount === 0, timeoutMs, "network deliveries to settle");

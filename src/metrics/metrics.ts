@@ -53,6 +53,7 @@ export class ConsensusMetrics {
   readonly commitLatency: Histogram;
   readonly peerMsgsDropped: Counter<"reason">;
   readonly mailbookChanges: Counter<"result">;
+  readonly networkFailures: Counter<"call">;
   readonly grpcRefused: Counter<"reason">;
   /** Configured minimum election timeout (election_tick × tick_interval_in_millis), seconds. */
   readonly electionTimeout: Gauge;
@@ -149,6 +150,12 @@ export class ConsensusMetrics {
       name: "consensus_mailbook_rebinds_total",
       help: "attempts to move a known peer id to another network origin, by result (rebound, refused)",
       labelNames: ["result"],
+      registers: r,
+    });
+    this.networkFailures = new Counter({
+      name: "consensus_network_failures_total",
+      help: "calls to the network service that failed (each loses its message), by call (sendMsg, broadcast)",
+      labelNames: ["call"],
       registers: r,
     });
     this.grpcRefused = new Counter({

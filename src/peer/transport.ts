@@ -1,13 +1,14 @@
 // Raft messages to and from peers through the local network service, and the probe protocol that
 // keeps the mailbook (peer id -> origin) filled. Sending never blocks the caller: calls go through a
-// bounded queue with bounded concurrency, and their results are only counted and logged (Raft
-// retransmits whatever is lost).
+// bounded queue with bounded concurrency, and their results are only logged (Raft retransmits
+// whatever is lost).
 //
 // Inbound traffic is admitted per origin by token buckets: an origin bound in the mailbook to a
 // member gets `peerMsgsPerSecond`, any other origin a twentieth of it, and all of those together a
-// quarter. The excess is dropped and counted (answering RESOURCE_EXHAUSTED instead would make the
-// network service retry each message up to ten times). Answers we owe to inbound traffic (probe-resp,
-// refresh) are rate-limited per origin, so inbound traffic cannot fill the outbound queue.
+// quarter. The excess is dropped and reported (`TransportEvents.dropped`; answering
+// RESOURCE_EXHAUSTED instead would make the network service retry each message up to ten times).
+// Answers we owe to inbound traffic (probe-resp, refresh) are rate-limited per origin, so inbound
+// traffic cannot fill the outbound queue.
 import type { ConsolaInstance } from "consola";
 import { type Message as RaftMessage } from "../raft/index.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
@@ -43,6 +44,8 @@ export type TransportDropReason = "rate_limited" | "misdirected" | "origin_misma
 export interface TransportEvents {
   dropped?(reason: TransportDropReason): void;
   mailbook?(result: "rebound" | "refused"): void;
+  /** A network service call failed (its message is lost; Raft resends what it needs). */
+  networkFailed?(call: "sendMsg" | "broadcast"): void;
   /** The network service answers again after failed calls (it may have restarted). */
   networkRecovered?(): void;
 }
@@ -71,45 +74,16 @@ export interface PeerTransportOptions {
   readonly now?: () => number;
 }
 
-export interface PeerTransportStats {
-  raftQueued: number;
-  raftNoRoute: number;
-  raftOverloaded: number;
-  raftReceived: number;
-  raftMisdirected: number;
-  rateLimited: number;
-  probesSent: number;
-  probesSuppressed: number;
-  answersSuppressed: number;
-  rebound: number;
-  rebindRefused: number;
-  networkFailures: number;
-}
-
 interface Outgoing {
   readonly call: "sendMsg" | "broadcast";
   readonly msg: NetworkMsg;
 }
 
 export class PeerTransport {
-  readonly selfId: bigint;
   readonly mailbook: Mailbook;
-  readonly stats: PeerTransportStats = {
-    raftQueued: 0,
-    raftNoRoute: 0,
-    raftOverloaded: 0,
-    raftReceived: 0,
-    raftMisdirected: 0,
-    rateLimited: 0,
-    probesSent: 0,
-    probesSuppressed: 0,
-    answersSuppressed: 0,
-    rebound: 0,
-    rebindRefused: 0,
-    networkFailures: 0,
-  };
   readonly maxQueued: number;
 
+  readonly #selfId: bigint;
   readonly #network: NetworkOutlet;
   readonly #log: ConsolaInstance;
   readonly #maxInFlight: number;
@@ -132,7 +106,7 @@ export class PeerTransport {
   #closed = false;
 
   constructor(opts: PeerTransportOptions) {
-    this.selfId = opts.selfId;
+    this.#selfId = opts.selfId;
     this.#network = opts.network;
     this.#log = opts.log;
     this.#maxInFlight = opts.maxInFlight ?? 32;
@@ -173,17 +147,11 @@ export class PeerTransport {
     if (this.#closed) return "closed";
     const origin = this.mailbook.origin(msg.to);
     if (origin === undefined) {
-      this.stats.raftNoRoute++;
       this.#log.debug("drop msg and probe", { to: peerIdHex(msg.to), type: msg.msgType });
       this.#maybeProbe();
       return "no-route";
     }
-    if (!this.#enqueue("sendMsg", raftEnvelope(origin, msg))) {
-      this.stats.raftOverloaded++;
-      return "overloaded";
-    }
-    this.stats.raftQueued++;
-    return "queued";
+    return this.#enqueue("sendMsg", raftEnvelope(origin, msg)) ? "queued" : "overloaded";
   }
 
   /** Whether a raft message to `id` would go out (its origin is known). */
@@ -200,7 +168,7 @@ export class PeerTransport {
   probe(): void {
     if (this.#closed) return;
     this.#lastProbeAt = this.#now();
-    if (this.#enqueue("broadcast", probeEnvelope(this.selfId))) this.stats.probesSent++;
+    this.#enqueue("broadcast", probeEnvelope(this.#selfId));
   }
 
   /** Handles a validated inbound envelope (see parseEnvelope). */
@@ -208,16 +176,14 @@ export class PeerTransport {
     if (this.#closed) return;
     const now = this.#now();
     if (!this.#admit(env, now)) {
-      this.stats.rateLimited++;
       this.#events.dropped?.("rate_limited");
       return;
     }
     switch (env.type) {
       case "raft": {
-        if (env.msg.to !== this.selfId) {
+        if (env.msg.to !== this.#selfId) {
           // The network delivered someone else's message here: the sender's mailbook is stale. The
           // message is not learned from either: it proves nothing about who sits where.
-          this.stats.raftMisdirected++;
           this.#events.dropped?.("misdirected");
           this.#log.debug("misdirected raft msg, refreshing sender", { to: peerIdHex(env.msg.to), origin: env.origin });
           this.#answer(env.origin, now, () => refreshEnvelope(env.origin, env.msg.to));
@@ -229,14 +195,13 @@ export class PeerTransport {
           this.#events.dropped?.("origin_mismatch");
           return;
         }
-        this.stats.raftReceived++;
         this.#raftHandler?.(env.msg, env.origin);
         return;
       }
       case "probe":
-        if (env.id === this.selfId) return; // our own broadcast echoed back by the network
+        if (env.id === this.#selfId) return; // our own broadcast echoed back by the network
         this.#learn(env.id, env.origin, now);
-        this.#answer(env.origin, now, () => probeRespEnvelope(env.origin, this.selfId));
+        this.#answer(env.origin, now, () => probeRespEnvelope(env.origin, this.#selfId));
         return;
       case "probe-resp":
         this.#learn(env.id, env.origin, now);
@@ -277,11 +242,10 @@ export class PeerTransport {
   /** Queues an answer we owe `origin`, at most a few per second per origin. */
   #answer(origin: bigint, now: number, make: () => NetworkMsg): void {
     if (this.#answers.take(origin, now)) this.#enqueue("sendMsg", make());
-    else this.stats.answersSuppressed++;
   }
 
   #learn(id: bigint, origin: bigint, now: number): LearnResult | undefined {
-    if (id === 0n || id === this.selfId) return undefined;
+    if (id === 0n || id === this.#selfId) return undefined;
     const addressMode = this.mailbook.addressMode;
     const r = this.mailbook.learn(id, origin, now);
     if (!addressMode && this.mailbook.addressMode) {
@@ -292,12 +256,10 @@ export class PeerTransport {
         this.#log.debug("mailbook updated", { peer: peerIdHex(id), origin });
         break;
       case "rebound":
-        this.stats.rebound++;
         this.#events.mailbook?.("rebound");
         this.#log.info("mailbook re-bound", { peer: peerIdHex(id), origin, previous: r.previous, reason: r.reason });
         break;
       case "refused":
-        this.stats.rebindRefused++;
         this.#events.mailbook?.("refused");
         this.#warn.warn("mailbook re-binding refused", { peer: peerIdHex(id), origin, bound: r.current, reason: r.reason });
         break;
@@ -306,11 +268,7 @@ export class PeerTransport {
   }
 
   #maybeProbe(): void {
-    if (this.#now() - this.#lastProbeAt < this.#probeIntervalMs) {
-      this.stats.probesSuppressed++;
-      return;
-    }
-    this.probe();
+    if (this.#now() - this.#lastProbeAt >= this.#probeIntervalMs) this.probe();
   }
 
   #pending(): number {
@@ -355,7 +313,7 @@ export class PeerTransport {
         this.#events.networkRecovered?.();
       }
     } catch (e) {
-      this.stats.networkFailures++;
+      this.#events.networkFailed?.(item.call);
       const fields = { call: item.call, type: item.msg.type, error: errorMessage(e) };
       // One warning per outage, not one per message: heartbeats alone would flood the log.
       if (this.#networkFailing) {

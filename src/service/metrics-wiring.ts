@@ -19,6 +19,7 @@ export function countedEvents(metrics: () => ConsensusMetrics | undefined, log: 
     transportEvents: {
       dropped: (reason) => metrics()?.peerMsgsDropped.inc({ reason }),
       mailbook: (result) => metrics()?.mailbookChanges.inc({ result }),
+      networkFailed: (call) => metrics()?.networkFailures.inc({ call }),
     },
     peerEvents: {
       inboundDropped: (reason) => metrics()?.peerMsgsDropped.inc({ reason }),

@@ -147,10 +147,9 @@ function envelope(type: string, origin: bigint, msg: Uint8Array): Uint8Array {
 /** A cheap fingerprint of everything an inbound message could change. */
 function fingerprint(r: PeerRig): string {
   const s = r.peer.status();
-  const t = r.transport.stats;
   return [
     s.term, r.peer.node.raft.vote, s.commit, s.lastIndex, s.applied, s.role, s.leader, s.voters.length,
-    r.transport.mailbook.size, r.transport.mailbook.addressMode, t.rebound, t.raftReceived,
+    r.transport.mailbook.size, r.transport.mailbook.addressMode, r.mailbookChanges.length, r.delivered,
     r.network.sent.length, r.network.broadcasts.length, r.transport.queued, r.drops.length,
   ].join("|");
 }

@@ -8,6 +8,8 @@ import { status as GrpcStatus } from "@grpc/grpc-js";
 import { StatusCodeSchema } from "../../gen/common_pb.ts";
 import { MessageSchema as RaftMessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
 import { NetworkMsgSchema } from "../../gen/network_pb.ts";
+import type { Config } from "../../src/config/types.ts";
+import { parsePrometheusText } from "../../src/metrics/text.ts";
 import { startService, type RunningService } from "../../src/service/service.ts";
 import { decodePeerId, encodePeerId } from "../../src/peer/peer-id.ts";
 import { PeerTransport } from "../../src/peer/transport.ts";
@@ -45,10 +47,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function runningService(network: FakeNetwork, networkPort: number) {
+async function runningService(network: FakeNetwork, networkPort: number, over: Partial<Config> = {}) {
   const cap = captureLog();
   const grpcListenPort = await freePort();
-  const service: RunningService = await startService(serviceConfig({ grpcListenPort, networkPort }), cap.log);
+  const service: RunningService = await startService(serviceConfig({ grpcListenPort, networkPort, ...over }), cap.log);
   const client = new GrpcJsClient(grpcListenPort);
   cleanups.push(() => network.stop());
   cleanups.push(() => service.stop("test over"));
@@ -118,7 +120,8 @@ describe("service: a network service that restarts", () => {
     const network = new FakeNetwork();
     await network.start();
     const port = network.port;
-    const { client, cap } = await runningService(network, port);
+    const metricsPort = await freePort();
+    const { client, cap } = await runningService(network, port, { enableMetrics: true, metricsPort, metricsListenAddr: "127.0.0.1" });
     await waitUntil(() => network.broadcasts.length === 1, "the start-up probe after registration");
     expect(network.registrations).toHaveLength(1);
 
@@ -127,6 +130,8 @@ describe("service: a network service that restarts", () => {
     const r = await client.callPath(PROCESS, withOrigin(RUST_PROBE, 77n));
     expect(r.error).toBeNull();
     await waitUntil(() => cap.has("network service call failed"), "a failed send");
+    const scrape = parsePrometheusText(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text());
+    expect(scrape.get('consensus_network_failures_total{call="sendMsg"}')).toBeGreaterThanOrEqual(1);
 
     const restarted = new FakeNetwork(); // a fresh process: no registration remembered
     cleanups.push(() => restarted.stop());

@@ -66,7 +66,12 @@ export class PeerRig {
   readonly controller = new FakeController();
   readonly network = new RecordingNetwork();
   readonly log = captureLog();
+  /** Why inbound messages were dropped, in order: the transport's and the Raft peer's reasons. */
   readonly drops: string[] = [];
+  /** The transport's mailbook events ("rebound", "refused"), in order. */
+  readonly mailbookChanges: string[] = [];
+  /** Raft messages the transport handed to the peer. */
+  delivered = 0;
   readonly fatal: unknown[] = [];
   readonly clock = { t: 1_000_000 };
   readonly transport: PeerTransport;
@@ -85,7 +90,7 @@ export class PeerRig {
       log: this.log.log,
       now: () => this.clock.t,
       peerMsgsPerSecond: opts.peerMsgsPerSecond,
-      events: { dropped: (r) => this.drops.push(r) },
+      events: { dropped: (r) => this.drops.push(r), mailbook: (r) => this.mailbookChanges.push(r) },
     });
     const trigger = create(ConsensusConfigurationSchema, { height: 10n, blockInterval: 3, validators: this.controller.validators });
     this.peer = new RaftPeer(
@@ -103,7 +108,10 @@ export class PeerRig {
       },
       trigger,
     );
-    this.transport.onRaft((m) => this.peer.receive(m));
+    this.transport.onRaft((m) => {
+      this.delivered++;
+      this.peer.receive(m);
+    });
     this.transport.setDirectory(new ValidatorDirectory(() => this.peer));
   }
 
