@@ -16,6 +16,30 @@ export interface CampaignOptions {
   onResult?: (r: SimResult) => void;
 }
 
+/** What every campaign summary counts (both simulators' campaigns run in chunks in CI). */
+export interface CampaignCounts<F> {
+  seeds: number;
+  steps: number;
+  livenessSteps: number;
+  failures: F[];
+  elapsedMs: number;
+  msPer1000Steps: number;
+}
+
+/** The counts of several chunks of one campaign, added up. */
+export function addCampaignCounts<F>(done: readonly CampaignCounts<F>[]): CampaignCounts<F> {
+  const total: CampaignCounts<F> = {
+    seeds: done.reduce((a, s) => a + s.seeds, 0),
+    steps: done.reduce((a, s) => a + s.steps, 0),
+    livenessSteps: done.reduce((a, s) => a + s.livenessSteps, 0),
+    failures: done.flatMap((s) => s.failures),
+    elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
+    msPer1000Steps: 0,
+  };
+  total.msPer1000Steps = (total.elapsedMs * 1000) / Math.max(1, total.steps + total.livenessSteps);
+  return total;
+}
+
 export interface CampaignSummary {
   seeds: number;
   /** Safety-phase steps over all seeds. */

@@ -3,12 +3,12 @@
 //   bun run test/sim/cli.ts --seed 4242 --steps 2000 --verbose  replay one seed with its full trace
 //   bun run test/sim/cli.ts --seeds 300 --bug grantVoteWithoutLogCheck
 // Exit code: 0 when no seed violated an invariant, 1 when one did, 2 on bad arguments.
-import { parseArgs } from "node:util";
 import { RAFT_TEST_BUGS, type RaftTestBug } from "../../src/raft/config.ts";
 import { describeSummary, runCampaign } from "./campaign.ts";
 import { INVARIANTS } from "./checker.ts";
 import { formatViolation } from "./report.ts";
 import { simulate } from "./sim.ts";
+import { parseSimArgs } from "./cli-args.ts";
 
 const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M] [--keep-going]
        bun run test/sim/cli.ts --seed S [--steps M] [--verbose] [--trace-lines K]
@@ -24,43 +24,7 @@ const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M]
   --skip NAME      do not enforce one invariant (repeatable), to see what the others catch:
                    ${INVARIANTS.join(", ")}`;
 
-function usage(msg: string): never {
-  process.stderr.write(`sim: ${msg}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function int(name: string, v: string | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) usage(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return Number(v);
-}
-
-let args;
-try {
-  args = parseArgs({
-    options: {
-      seeds: { type: "string" },
-      from: { type: "string" },
-      steps: { type: "string" },
-      seed: { type: "string" },
-      verbose: { type: "boolean" },
-      "trace-lines": { type: "string" },
-      "keep-going": { type: "boolean" },
-      bug: { type: "string", multiple: true },
-      skip: { type: "string", multiple: true },
-      "ack-before-fsync": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (e) {
-  usage((e as Error).message);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const { args, usage, int, oneOf } = parseSimArgs("sim", USAGE, ["ack-before-fsync"]);
 
 const steps = int("steps", args.steps, 2000, 1);
 const traceLines = int("trace-lines", args["trace-lines"], 40, 1);
@@ -72,9 +36,7 @@ for (const bug of args.bug ?? []) {
 }
 
 const skipInvariants = args.skip ?? [];
-for (const name of skipInvariants) {
-  if (!(INVARIANTS as readonly string[]).includes(name)) usage(`unknown invariant "${name}"`);
-}
+oneOf(skipInvariants, INVARIANTS, "invariant");
 
 if (args.seed !== undefined) {
   const seed = int("seed", args.seed, 0, 0);

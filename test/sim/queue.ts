@@ -52,6 +52,11 @@ export class EventQueue<T extends Timed> {
   peekTime(): number | undefined {
     return this.heap[0]?.time;
   }
+
+  /** The next event, left in the queue. */
+  peek(): T | undefined {
+    return this.heap[0];
+  }
 }
 
 function before(a: Timed, b: Timed): boolean {

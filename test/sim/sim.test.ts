@@ -1,7 +1,7 @@
 // The deterministic simulator: replay, reports, the CI campaign, and proof that it catches bugs.
 import { afterAll, describe, expect, test } from "bun:test";
 import type { RaftTestBug } from "../../src/raft/config.ts";
-import { type CampaignSummary, describeSummary, runCampaign } from "./campaign.ts";
+import { addCampaignCounts, type CampaignSummary, describeSummary, runCampaign } from "./campaign.ts";
 import { type SimResult, formatViolation } from "./report.ts";
 import { simulate } from "./sim.ts";
 
@@ -65,15 +65,9 @@ describe("campaign: every invariant holds and the cluster recovers once faults s
   afterAll(() => {
     if (done.length === 0) return;
     const total: CampaignSummary = {
-      seeds: done.reduce((a, s) => a + s.seeds, 0),
-      steps: done.reduce((a, s) => a + s.steps, 0),
-      livenessSteps: done.reduce((a, s) => a + s.livenessSteps, 0),
-      failures: done.flatMap((s) => s.failures),
-      elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
-      msPer1000Steps: 0,
+      ...addCampaignCounts(done),
       peak: done.reduce((a, s) => (s.peak.eventsPerSec > a.eventsPerSec ? s.peak : a), { seed: 0, eventsPerSec: 0 }),
     };
-    total.msPer1000Steps = (total.elapsedMs * 1000) / (total.steps + total.livenessSteps);
     console.log(`simulation campaign: ${describeSummary(total, STEPS)}`);
   });
 });

@@ -3,34 +3,15 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { EntryType, newConfState } from "../../src/raft/index.ts";
 import { StorageOpenError } from "../../src/storage/errors.ts";
 import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
+import { CONFIG, ENTRY_NEXT_FILE as ENTRY_FILE, PROPOSAL, SNAPSHOT_FILE, VOTER, legacyDir, removeLegacyDirs } from "../fixtures/storage/legacy-files.ts";
 import { fingerprint } from "../fixtures/storage/workload.ts";
 
 const hex = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
-// ConsensusConfiguration{height 0, block_interval 3, validators [f805…c1d9]}
-const CONFIG = hex("10031a14f805cf7df8dffc4fd9c98791d72d00c9587dc1d9");
-// Length-delimited Snapshot{index 6, term 6, voters [5936725455453027748], data CONFIG}
-const SNAPSHOT_FILE = hex("2d0a1810031a14f805cf7df8dffc4fd9c98791d72d00c9587dc1d912110a0b0a09a4fbafea8f8bdfb15210061806");
-// Length-delimited Entry{EntryNormal, term 6, index 7, data Proposal{height 1, data "abc"}}
-const ENTRY_FILE = hex("0d10061807220708011203616263");
-const PROPOSAL = hex("08011203616263");
-const VOTER = 5936725455453027748n;
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function legacyDir(files: Record<string, Uint8Array | string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "storage-legacy-"));
-  dirs.push(dir);
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
-  return dir;
-}
+afterEach(removeLegacyDirs);
 
 function capture() {
   const logs: LogObject[] = [];

@@ -10,22 +10,17 @@ import { SqliteStorage } from "../../src/storage/sqlite.ts";
 import { ensureBinary } from "../support/binary.ts";
 import { freePort } from "../support/free-port.ts";
 import { waitUntil } from "../support/wait-until.ts";
-import { ENTRY_NEXT_FILE, SNAPSHOT_FILE } from "../fixtures/storage/legacy-files.ts";
+import { ENTRY_NEXT_FILE, SNAPSHOT_FILE, legacyDir, removeLegacyDirs } from "../fixtures/storage/legacy-files.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
+  removeLegacyDirs();
 });
 
 function tmpDir(prefix: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function legacyDir(files: Record<string, Uint8Array | string>): string {
-  const dir = tmpDir("legacy-refused-");
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
   return dir;
 }
 

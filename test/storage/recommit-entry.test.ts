@@ -6,23 +6,12 @@ import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, test } from "bun:test";
 import { createConsola, type LogObject } from "consola";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { EntryType, newConfState, newEntry } from "../../src/raft/types.ts";
 import { DB_FILE, SqliteStorage } from "../../src/storage/sqlite.ts";
-import { CONFIG, ENTRY_APPLIED_FILE, ENTRY_NEXT_FILE, ENTRY_STALE_FILE, PROPOSAL, SNAPSHOT_FILE, VOTER } from "../fixtures/storage/legacy-files.ts";
+import { CONFIG, ENTRY_APPLIED_FILE, ENTRY_NEXT_FILE, ENTRY_STALE_FILE, PROPOSAL, SNAPSHOT_FILE, VOTER, legacyDir, removeLegacyDirs } from "../fixtures/storage/legacy-files.ts";
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
-
-function legacyDir(files: Record<string, Uint8Array | string>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "recommit-entry-"));
-  dirs.push(dir);
-  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content);
-  return dir;
-}
+afterEach(removeLegacyDirs);
 
 function capture() {
   const logs: LogObject[] = [];

@@ -3,9 +3,10 @@
 // continuation it caused runs before the next timer, so the node's async code (committer,
 // proposer, supervisor) runs in one deterministic order for a given seed.
 import type { Cancel, Clock } from "../../src/node/ports.ts";
+import { EventQueue } from "../sim/queue.ts";
 
 interface Timer {
-  at: number;
+  time: number;
   seq: number;
   fn: () => void;
   cancelled: boolean;
@@ -18,8 +19,7 @@ export function drainMicrotasks(): Promise<void> {
 
 export class SimClock implements Clock {
   private t: number;
-  private seq = 0;
-  private heap: Timer[] = [];
+  private readonly timers = new EventQueue<Timer>();
   /** Timers fired so far (a cost measure for the simulator). */
   fired = 0;
 
@@ -32,8 +32,8 @@ export class SimClock implements Clock {
   }
 
   after(ms: number, fn: () => void): Cancel {
-    const timer: Timer = { at: this.t + Math.max(0, ms), seq: this.seq++, fn, cancelled: false };
-    this.push(timer);
+    const timer: Timer = { time: this.t + Math.max(0, ms), seq: 0, fn, cancelled: false };
+    this.timers.push(timer);
     return () => {
       timer.cancelled = true;
     };
@@ -56,8 +56,11 @@ export class SimClock implements Clock {
 
   /** When the next live timer is due, or undefined when none is pending. */
   nextAt(): number | undefined {
-    while (this.heap.length > 0 && this.heap[0].cancelled) this.pop();
-    return this.heap[0]?.at;
+    for (;;) {
+      const next = this.timers.peek();
+      if (next === undefined || !next.cancelled) return next?.time;
+      this.timers.pop();
+    }
   }
 
   /**
@@ -70,8 +73,8 @@ export class SimClock implements Clock {
       if (limit !== Infinity && limit > this.t) this.t = limit;
       return false;
     }
-    const timer = this.pop();
-    this.t = Math.max(this.t, timer.at);
+    const timer = this.timers.pop()!;
+    this.t = Math.max(this.t, timer.time);
     this.fired++;
     timer.fn();
     await drainMicrotasks();
@@ -96,41 +99,4 @@ export class SimClock implements Clock {
       }
     }
   }
-
-  private push(timer: Timer): void {
-    const h = this.heap;
-    h.push(timer);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i], h[p])) break;
-      [h[i], h[p]] = [h[p], h[i]];
-      i = p;
-    }
-  }
-
-  private pop(): Timer {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l], h[m])) m = l;
-        if (r < h.length && before(h[r], h[m])) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m], h[i]];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function before(a: Timer, b: Timer): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
 }

@@ -2,6 +2,7 @@
 // finds each known defect when the defect is put back.
 import { afterAll, describe, expect, test } from "bun:test";
 import { CHAIN_BUGS, type ChainBug, DEFAULT_STEPS } from "./bugs.ts";
+import { addCampaignCounts } from "../campaign.ts";
 import { type ChainCampaignSummary, describeChainCampaign, runChainCampaign } from "./campaign.ts";
 import { type ChainResult, formatChainViolation, simulateChain } from "./sim.ts";
 
@@ -45,16 +46,10 @@ describe("campaign: every invariant holds, and the chain grows again once the fa
   afterAll(() => {
     if (done.length === 0) return;
     const total: ChainCampaignSummary = {
-      seeds: done.reduce((a, s) => a + s.seeds, 0),
-      steps: done.reduce((a, s) => a + s.steps, 0),
-      livenessSteps: done.reduce((a, s) => a + s.livenessSteps, 0),
-      failures: done.flatMap((s) => s.failures),
-      elapsedMs: done.reduce((a, s) => a + s.elapsedMs, 0),
-      msPer1000Steps: 0,
+      ...addCampaignCounts(done),
       simTimeMs: done.reduce((a, s) => a + s.simTimeMs, 0),
       slowestRecovery: done.reduce((a, s) => (s.slowestRecovery.ms > a.ms ? s.slowestRecovery : a), { seed: 0, ms: 0 }),
     };
-    total.msPer1000Steps = (total.elapsedMs * 1000) / (total.steps + total.livenessSteps);
     console.log(`chain simulation campaign: ${describeChainCampaign(total, STEPS)}`);
   });
 });

@@ -3,10 +3,10 @@
 //   --seed S [--steps M] [--verbose]     replay one seed; --verbose prints every event as it happens
 //   --bug NAME                           build every node with a known defect (repeatable)
 // Exit code: 0 when no seed violated an invariant, 1 when one did, 2 on bad arguments.
-import { parseArgs } from "node:util";
 import { type ChainCampaignSummary, describeChainCampaign, runChainCampaign } from "./campaign.ts";
 import { CHAIN_INVARIANTS } from "./checker.ts";
 import { CHAIN_BUGS, DEFAULT_STEPS } from "./bugs.ts";
+import { parseSimArgs } from "../cli-args.ts";
 import { formatChainViolation, simulateChain } from "./sim.ts";
 
 const USAGE = `usage: npm run sim:chain -- [--seeds N] [--from S] [--steps M] [--keep-going] [--bug NAME]
@@ -21,49 +21,14 @@ const USAGE = `usage: npm run sim:chain -- [--seeds N] [--from S] [--steps M] [-
   --bug NAME       build every node with a known defect (repeatable): ${CHAIN_BUGS.join(", ")}
   --skip NAME      do not enforce one invariant (repeatable): ${CHAIN_INVARIANTS.join(", ")}`;
 
-function usage(msg: string): never {
-  process.stderr.write(`sim:chain: ${msg}\n${USAGE}\n`);
-  process.exit(2);
-}
-
-function int(name: string, v: string | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) usage(`--${name} must be an integer >= ${min}, got "${v}"`);
-  return Number(v);
-}
-
-let args;
-try {
-  args = parseArgs({
-    options: {
-      seeds: { type: "string" },
-      from: { type: "string" },
-      steps: { type: "string" },
-      seed: { type: "string" },
-      verbose: { type: "boolean" },
-      "trace-lines": { type: "string" },
-      "keep-going": { type: "boolean" },
-      bug: { type: "string", multiple: true },
-      skip: { type: "string", multiple: true },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  }).values;
-} catch (e) {
-  usage((e as Error).message);
-}
-if (args.help) {
-  process.stdout.write(`${USAGE}\n`);
-  process.exit(0);
-}
+const { args, usage, int, oneOf } = parseSimArgs("sim:chain", USAGE);
 
 const steps = int("steps", args.steps, DEFAULT_STEPS, 1);
 const traceLines = int("trace-lines", args["trace-lines"], 60, 1);
 const bugs = args.bug ?? [];
-for (const b of bugs) if (!(CHAIN_BUGS as readonly string[]).includes(b)) usage(`unknown --bug "${b}"`);
+oneOf(bugs, CHAIN_BUGS, "--bug");
 const skipInvariants = args.skip ?? [];
-for (const name of skipInvariants) if (!(CHAIN_INVARIANTS as readonly string[]).includes(name)) usage(`unknown invariant "${name}"`);
+oneOf(skipInvariants, CHAIN_INVARIANTS, "invariant");
 if (bugs.length > 0) process.stdout.write(`injected defects: ${bugs.join(", ")}\n`);
 
 if (args.seed !== undefined) {
