@@ -736,13 +736,19 @@ export class Raft {
         }
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.msgType === MessageType.MsgHeartbeat || m.msgType === MessageType.MsgAppend)) {
+      const stuckWithoutAnswer = this.checkQuorum || this.preVote || !this.promotable;
+      if (stuckWithoutAnswer && (m.msgType === MessageType.MsgHeartbeat || m.msgType === MessageType.MsgAppend)) {
         // A stale leader (e.g. after a partition) learns our term from this empty response, so a
-        // node that cannot win elections does not keep disrupting it with term bumps.
+        // node that cannot win elections does not keep disrupting it with term bumps. A node that
+        // never campaigns (a learner, or a voter its stale configuration leaves out) must answer
+        // too: no vote request of its would ever move the leader past its term, so the leader,
+        // which counts on it, would wait for it forever.
         this.send(msg(m.from, MessageType.MsgAppendResponse));
-      } else if (m.msgType === MessageType.MsgRequestPreVote) {
-        // Reject (instead of ignoring) so a lower-term pre-candidate learns about our term.
-        const r = msg(m.from, MessageType.MsgRequestPreVoteResponse);
+      } else if (m.msgType === MessageType.MsgRequestPreVote || (m.msgType === MessageType.MsgRequestVote && !this.promotable)) {
+        // Reject (instead of ignoring) so a lower-term pre-candidate learns about our term. So
+        // does a candidate asking a node that never campaigns: nothing else would ever carry that
+        // node's term to it, and its every vote request would be ignored.
+        const r = msg(m.from, voteRespMsgType(m.msgType));
         r.term = this.term;
         r.reject = true;
         this.send(r);
