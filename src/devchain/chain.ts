@@ -46,7 +46,7 @@ export interface DevChainOptions {
   readonly extraConfig?: Readonly<Record<string, TomlValue>>;
   readonly controller?: Pick<
     ControllerOptions,
-    "retryIntervalMs" | "serveBeforeReconfigure" | "syncCheckIntervalMs" | "callTimeoutMs" | "txsPerProposal"
+    "retryIntervalMs" | "serveBeforeReconfigure" | "syncCheckIntervalMs" | "growthCheckIntervalMs" | "callTimeoutMs" | "txsPerProposal"
   >;
   readonly network?: NetworkOptions;
   /** Start the controller emulators in create() (default true). */

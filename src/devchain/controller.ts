@@ -111,6 +111,11 @@ export interface ControllerOptions {
   readonly serveBeforeReconfigure?: boolean;
   /** How often it compares its height with its peers' (chain status exchange). */
   readonly syncCheckIntervalMs?: number;
+  /**
+   * How often it checks that its height grew (the real `inner_block_growth_check_interval`, 60 s);
+   * stuck while a peer is higher, it drops its candidate, so it syncs even one block behind.
+   */
+  readonly growthCheckIntervalMs?: number;
   /** Deadline of each call to consensus; gRPC edge only. */
   readonly callTimeoutMs?: number;
   /** Pseudo transaction hashes per proposal, to give blocks a realistic size. */
@@ -197,6 +202,8 @@ export class ControllerEmulator {
   private readonly log: ConsolaInstance;
   private readonly retryIntervalMs: number;
   private readonly syncCheckIntervalMs: number;
+  private readonly growthCheckIntervalMs: number;
+  private cancelGrowthTimer: Cancel | undefined;
   private readonly blocks: Block[] = [];
   private pending: ConfigChange[] = [];
   /** Admin changes each block took (they go back to `pending` if the block is lost). */
@@ -239,6 +246,7 @@ export class ControllerEmulator {
     this.log = (opts.log ?? silentLogger()).withTag(this.name);
     this.retryIntervalMs = opts.retryIntervalMs ?? 3000;
     this.syncCheckIntervalMs = opts.syncCheckIntervalMs ?? 1000;
+    this.growthCheckIntervalMs = opts.growthCheckIntervalMs ?? 60_000;
     this.clock = opts.clock ?? systemClock;
     this.wallClock = opts.wallClock ?? Date.now;
     if (opts.edge) this.edge = opts.edge;
@@ -381,6 +389,8 @@ export class ControllerEmulator {
     this.life = undefined;
     this.cancelSyncTimer?.();
     this.cancelSyncTimer = undefined;
+    this.cancelGrowthTimer?.();
+    this.cancelGrowthTimer = undefined;
     this.stopServer();
     this.ownProposal = undefined;
     this.candidate = 0;
@@ -465,6 +475,11 @@ export class ControllerEmulator {
     await this.startServer();
     if (signal.aborted) return;
     this.cancelSyncTimer = this.clock.every(this.syncCheckIntervalMs, () => this.maybeSync());
+    let checkedHeight = this.height;
+    this.cancelGrowthTimer = this.clock.every(this.growthCheckIntervalMs, () => {
+      if (this.height === checkedHeight) this.dropCandidateIfBehind();
+      checkedHeight = this.height;
+    });
   }
 
   // ---- the service ----
@@ -640,6 +655,15 @@ export class ControllerEmulator {
     if (peer.height > h + 1 || (peer.height > h && this.candidate !== h + 1)) {
       this.requestSync(`peer ${peer.name} is at ${peer.height}`);
     }
+  }
+
+  /** Its height has not grown for a growth check interval: a candidate must not keep it from syncing. */
+  private dropCandidateIfBehind(): void {
+    const peer = this.opts.group?.highestPeer(this, new Set());
+    if (!peer || peer.height <= this.height || this.candidate === 0) return;
+    this.log.info("height stuck while a peer is higher: candidate dropped", { height: this.height, peer: peer.name });
+    this.ownProposal = undefined;
+    this.candidate = 0;
   }
 
   private requestSync(reason: string): void {

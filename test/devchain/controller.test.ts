@@ -398,6 +398,16 @@ describe("sync", () => {
     expect(b.ctrl.heightStats(1).newCommits).toBe(1);
     expect(toHex(b.ctrl.head.hash)).toBe(toHex(a.ctrl.head.hash));
   });
+
+  test("one whose height has not grown for a growth check interval drops its candidate and syncs", async () => {
+    const { a, b } = await pair({ syncCheckIntervalMs: 30, growthCheckIntervalMs: 300 });
+    const p1 = await proposal(a.client);
+    expect((await b.client.checkProposal(p1)).code).toBe(S.Success); // candidate at b: it waits for its consensus
+    expect((await commit(a.client, p1)).status?.code).toBe(S.Success);
+    await waitFor(() => b.ctrl.height === 1 && !b.ctrl.syncing, 5000, "b synced to 1");
+    expect(b.consensus.checkBlocks.map((c) => c.height)).toEqual([1]);
+    expect(b.ctrl.chain()[1].source).toBe("sync");
+  });
 });
 
 test("the genesis block is the same for every controller", async () => {
