@@ -51,11 +51,15 @@ export function lateBootstrapPoint(height: bigint): { index: number; term: numbe
 }
 
 /**
- * Election timeouts a fresh store at a non-zero height waits to hear from the chain before it may
- * campaign (twice that on all but the first listed validator). Long enough for the members of the
- * real configuration, restarted at the same time, to campaign first and ask for its vote.
+ * How long an empty store at a non-zero height waits without word from a leader before it
+ * bootstraps from the validator list (twice that on all but the first listed validator): the
+ * longer of 3 election timeouts and 30 s. Long enough for the members of the real configuration,
+ * restarted at the same time, to campaign first and ask for its vote, and for one that is merely
+ * down (a reboot) to come back: a store bootstrapped late starts a history without the blocks
+ * before it, so a block every controller then loses could not be committed again.
  */
 export const FRESH_HOLD_OFF_ELECTIONS = 3;
+export const FRESH_HOLD_OFF_MIN_MS = 30_000;
 /** How long a leader's new commit index may wait for an append to carry it (see announceCommitSoon). */
 export const COMMIT_ANNOUNCE_MS = 20;
 
@@ -75,6 +79,7 @@ export type InboundDropReason = "from_self" | "not_member" | "unexpected_type" |
  * entries or depose a leader.
  */
 const VOTE_REQUESTS: ReadonlySet<MessageType> = new Set([MessageType.MsgRequestVote, MessageType.MsgRequestPreVote]);
+const LEADER_MESSAGES: ReadonlySet<MessageType> = new Set([MessageType.MsgAppend, MessageType.MsgHeartbeat, MessageType.MsgSnapshot]);
 
 const WIRE_TYPES: ReadonlySet<MessageType> = new Set([
   MessageType.MsgAppend,
@@ -193,9 +198,14 @@ export class RaftPeer {
   /** When a leader that must leave may hand over again (the previous hand-over may have been lost). */
   private nextRemovalHandOverAt = 0;
   private readonly limitedLog: LogLimiter;
-  /** Ticks a freshly bootstrapped node (chain height > 0) waits for a leader before campaigning. */
-  /** Ticks an empty store at a running chain waits for the chain's leader before it bootstraps. */
+  /**
+   * Ticks an empty store at a running chain waits without word from a leader before it bootstraps
+   * (0: it has a configuration). Word from a leader starts the wait again.
+   */
+  private bootstrapWaitTicks = 0;
   private bootstrapAfterTicks = 0;
+  /** The last leader message (append, heartbeat, snapshot): from whom and when. */
+  private leaderContact: { from: NodeId; at: number } | undefined;
   private readonly now: () => number;
   private appliedSinceCompaction = 0;
   private validatorsOf: ChainConfig | undefined;
@@ -208,8 +218,6 @@ export class RaftPeer {
   private announceTimer: Cancel | undefined;
   /** The commit index last broadcast by itself (each is broadcast at most once). */
   private commitAnnounced = 0;
-  /** Started at a non-zero chain height (see takesAnyone). */
-  private joiningRunningChain = false;
   /** This node is to start the chain's first election (see maybeFirstCampaign). */
   private firstCampaignPending = false;
   /** When each member last sent us a message that was stepped (status only). */
@@ -245,18 +253,7 @@ export class RaftPeer {
       this.bootstrap(BOOTSTRAP_INDEX, BOOTSTRAP_TERM, validatorIds(startConfig));
       wantsCampaign = position === 0;
     } else if (position >= 0 && noConfiguration) {
-      // An empty store at a running chain (a new validator, a wiped node) has no configuration of
-      // its own: the validator list is not the chain's Raft configuration, and a store bootstrapped
-      // from it would hold a different configuration at the same index and term as everyone
-      // else's, a second history in the making. It waits, taking Raft messages from any node, for
-      // the chain's leader to send it the state (a snapshot). Only if nobody reaches it (every
-      // store was wiped) does it bootstrap from the validator list and stand for election, the
-      // first listed validator first.
-      this.bootstrapAfterTicks = (position === 0 ? FRESH_HOLD_OFF_ELECTIONS : 2 * FRESH_HOLD_OFF_ELECTIONS) * settings.electionTick;
-      this.log.info("empty raft storage at a running chain: waiting for its leader to send the raft state", {
-        height: startConfig.height,
-        wait_ticks: this.bootstrapAfterTicks,
-      });
+      this.awaitChainState(startConfig, position);
     } else if (position < 0) {
       this.log.info("incoming config doesn't contain this node, will exit for next one", describeChainConfig(startConfig));
     }
@@ -264,7 +261,6 @@ export class RaftPeer {
     // the peer runs.
     if (startConfig.height < this.chain.height) this.controllerBehindAtStart = startConfig.height;
     this.adoptConfig(startConfig, "start");
-    this.joiningRunningChain = startConfig.height > 0n;
     this.raw = this.newRawNode();
     this.committer = new Committer(
       {
@@ -353,8 +349,7 @@ export class RaftPeer {
    * outvoted and caught up by snapshot, instead of holding the same indexes with other entries.
    */
   private bootstrapLate(): void {
-    const st = this.deps.storage.initialState();
-    if (st.confState.voters.length > 0 || st.confState.learners.length > 0) return; // a snapshot came meanwhile
+    if (this.hasConfiguration()) return; // a snapshot came meanwhile
     this.log.info("no leader heard from; starting the chain's raft state from the validator list", { height: this.chain.height });
     const { index, term } = lateBootstrapPoint(this.chain.height);
     this.bootstrap(index, term, validatorIds(this.chain));
@@ -388,6 +383,7 @@ export class RaftPeer {
       return this.dropInbound("not_member", m);
     }
     this.heardAt.set(m.from, this.now());
+    if (LEADER_MESSAGES.has(m.msgType)) this.leaderContact = { from: m.from, at: this.now() };
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
       else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_received");
@@ -400,15 +396,17 @@ export class RaftPeer {
   }
 
   /**
-   * A leader was heard within an election timeout. A node that takes messages from anyone still
-   * refuses strangers' vote requests then: they come from removed nodes with stale configurations
-   * (the leader it follows is the live cluster), and granting them would move its term past the
-   * leader's and cut it off.
+   * The leader it follows sent an append, heartbeat or snapshot within an election timeout. A node
+   * that takes messages from anyone still refuses strangers' vote requests then: they come from
+   * removed nodes with stale configurations (the leader it follows is the live cluster), and
+   * granting them would move its term past the leader's and cut it off. Only leader messages count:
+   * a former leader's own vote requests must not keep its lease alive, or it could never win the
+   * vote it needs to hand the chain over.
    */
   private leaseHeld(): boolean {
-    if (this.leader === NONE) return false;
-    const at = this.heardAt.get(this.leader);
-    return at !== undefined && this.now() - at < this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
+    const c = this.leaderContact;
+    if (this.leader === NONE || c === undefined || c.from !== this.leader) return false;
+    return this.now() - c.at < this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
   }
 
   /**
@@ -420,7 +418,7 @@ export class RaftPeer {
    * to protect and keeps the filter.
    */
   private takesAnyone(): boolean {
-    if (!this.joiningRunningChain) return false;
+    if (this.chain.height === 0n) return false;
     return !this.node.inConfiguration(this.deps.selfId);
   }
 
@@ -447,7 +445,39 @@ export class RaftPeer {
   offerConfig(c: ChainConfig): void {
     if (this.stopped) return;
     if (c.height < this.chain.height) this.committer.controllerAt(c.height, "reconfigure");
-    else if (this.adoptConfig(c, "reconfigure")) this.schedule();
+    else if (this.adoptConfig(c, "reconfigure")) {
+      // A node with an empty store that started outside the validator list may be a validator now.
+      if (this.bootstrapAfterTicks === 0 && c.height > 0n && !this.hasConfiguration()) {
+        const position = validatorIndex(c, this.deps.settings.nodeAddress);
+        if (position >= 0) this.awaitChainState(c, position);
+      }
+      this.schedule();
+    }
+  }
+
+  /**
+   * An empty store at a running chain (a new validator, a wiped node) has no configuration of its
+   * own: the validator list is not the chain's Raft configuration, and a store bootstrapped from it
+   * would hold a different configuration at the same index and term as everyone else's, a second
+   * history in the making. It waits, taking Raft messages from any node (see takesAnyone), for the
+   * chain's leader to send it the state (a snapshot). Only if no leader reaches it for a while
+   * (every store was wiped, or the leader left before its snapshot came) does it bootstrap from the
+   * validator list and stand for election, the first listed validator first (see bootstrapLate).
+   */
+  private awaitChainState(c: ChainConfig, position: number): void {
+    const { electionTick, tickIntervalInMillis } = this.deps.settings;
+    const ticks = Math.max(FRESH_HOLD_OFF_ELECTIONS * electionTick, Math.ceil(FRESH_HOLD_OFF_MIN_MS / tickIntervalInMillis));
+    this.bootstrapWaitTicks = position === 0 ? ticks : 2 * ticks;
+    this.bootstrapAfterTicks = this.bootstrapWaitTicks;
+    this.log.info("empty raft storage at a running chain: waiting for its leader to send the raft state", {
+      height: c.height,
+      wait_ticks: this.bootstrapAfterTicks,
+    });
+  }
+
+  private hasConfiguration(): boolean {
+    const cs = this.deps.storage.initialState().confState;
+    return cs.voters.length > 0 || cs.learners.length > 0;
   }
 
   // ---------------------------------------------------------------- status
@@ -555,10 +585,11 @@ export class RaftPeer {
     if (this.stopped) return;
     try {
       if (this.firstCampaignPending) this.maybeFirstCampaign();
-      if (this.bootstrapAfterTicks > 0 && this.leader === NONE) {
-        if (--this.bootstrapAfterTicks === 0) this.bootstrapLate();
-      } else {
-        this.bootstrapAfterTicks = 0;
+      if (this.bootstrapAfterTicks > 0) {
+        // A leader that once reached this store may vanish before its snapshot does (a removed
+        // leader stopped for good): the wait starts again on each word from a leader, not never.
+        if (this.leaseHeld()) this.bootstrapAfterTicks = this.bootstrapWaitTicks;
+        else if (--this.bootstrapAfterTicks === 0) this.bootstrapLate();
       }
       this.node.tick();
       this.proposer.poll();
@@ -719,6 +750,7 @@ export class RaftPeer {
   private snapshotInstalled(snap: Snapshot): void {
     const c = tryDecodeChainConfig(snap.data);
     if (c !== undefined) this.chain = c;
+    this.bootstrapAfterTicks = 0; // it has the chain's configuration now
     this.committer.resetTo(snap.metadata.index);
     this.log.info("apply_snapshot", { index: snap.metadata.index, term: snap.metadata.term, ...describeChainConfig(this.chain) });
   }

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { FRESH_HOLD_OFF_ELECTIONS, FRESH_HOLD_OFF_MIN_MS } from "../../src/node/raft-peer.ts";
 import { codec } from "../../src/raft/index.ts";
 import { PeerRig } from "../support/peer-rig.ts";
 
@@ -64,5 +65,64 @@ describe("an empty store at a running chain", () => {
     deliver(r, { id: 0x4242n, origin: 0x99n }, { msgType: MessageType.MsgRequestVote, term: 1000n, logTerm: 1000n, index: 1000n });
     await r.settle();
     expect(r.drops).toEqual(["not_member"]);
+  });
+});
+
+describe("a leader that reached the empty store, then stopped sending", () => {
+  // a led the chain (self's heartbeat came from it), was removed from the validators, and stopped:
+  // it is no longer a validator, and self has no configuration of its own yet.
+  test("once it has been silent an election timeout, its vote request is answered even right after its pre-vote", async () => {
+    const r = joining();
+    await r.settle();
+    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+    await r.settle();
+    expect(r.peer.status().leader).toBe(r.a.id);
+    r.tick(r.electionTick + 1);
+    deliver(r, r.a, { msgType: MessageType.MsgRequestPreVote, term: 8n, logTerm: 7n, index: 10n });
+    await r.settle();
+    r.clock.t += 15;
+    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
+    await r.settle();
+    const answers = sentRaft(r).filter((m) => m.msgType === MessageType.MsgRequestPreVoteResponse || m.msgType === MessageType.MsgRequestVoteResponse);
+    expect(answers.map((m) => [MessageType[m.msgType], m.reject])).toEqual([
+      ["MsgRequestPreVoteResponse", false],
+      ["MsgRequestVoteResponse", false],
+    ]);
+    expect(r.drops).toEqual([]);
+  });
+
+  test("while it still sends heartbeats, its vote requests and its silence change nothing", async () => {
+    const r = joining();
+    await r.settle();
+    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    for (let i = 0; i < 8; i++) {
+      deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+      await r.settle();
+      r.tick(r.electionTick - 1);
+    }
+    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
+    await r.settle();
+    expect(r.drops).toEqual(["not_member"]);
+    expect(r.log.has("bootstrapped raft storage")).toBe(false);
+    expect(r.peer.status().voters).toEqual([]);
+  });
+
+  test("if its snapshot never comes, the store bootstraps from the validator list after the wait", async () => {
+    const r = joining();
+    await r.settle();
+    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+    await r.settle();
+    // The leader is followed for an election timeout after its heartbeat; then self, the first
+    // listed validator, waits 3 election timeouts or 30 s, whichever is longer.
+    const wait = Math.max(FRESH_HOLD_OFF_ELECTIONS * r.electionTick, Math.ceil(FRESH_HOLD_OFF_MIN_MS / r.tickMs));
+    r.tick(r.electionTick - 1 + wait - 1);
+    await r.settle();
+    expect(r.log.has("bootstrapped raft storage")).toBe(false);
+    r.tick(1);
+    await r.settle();
+    expect(r.log.has("no leader heard from; starting the chain's raft state from the validator list")).toBe(true);
+    expect(r.peer.status().voters.sort()).toEqual([r.self.id, r.b.id].sort());
   });
 });

@@ -74,11 +74,16 @@ export class PeerRig {
   delivered = 0;
   readonly fatal: unknown[] = [];
   readonly clock = { t: 1_000_000 };
+  /** The peer's tick interval and election timeout in ticks. */
+  readonly tickMs: number;
+  readonly electionTick: number;
   readonly transport: PeerTransport;
   readonly peer: RaftPeer;
 
   constructor(opts: { peerMsgsPerSecond?: number; emptyStore?: boolean; validators?: "all" | "self-and-b" } = {}) {
     const cfg = serviceConfig({ grpcListenPort: 1, networkPort: 2, nodeAddress: this.self.address, raftDataPath: this.dir });
+    this.tickMs = cfg.tickIntervalInMillis;
+    this.electionTick = cfg.electionTick;
     this.controller.validators =
       opts.validators === "self-and-b" ? [this.self.address, this.b.address] : [this.a.address, this.self.address, this.b.address];
     // A member of a running chain: its store already holds the configuration {a, self, b}. With
@@ -101,7 +106,8 @@ export class PeerRig {
         storage: this.storage,
         outlet: this.transport,
         controller: this.controller,
-        clock: systemClock,
+        // Its time is the rig's clock (see tick); timers still run on the system clock.
+        clock: { ...systemClock, now: () => this.clock.t },
         random: systemRandom,
         fatal: (e) => this.fatal.push(e),
         events: { inboundDropped: (r) => this.drops.push(r) },
@@ -113,6 +119,14 @@ export class PeerRig {
       this.peer.receive(m);
     });
     this.transport.setDirectory(new ValidatorDirectory(() => this.peer));
+  }
+
+  /** Runs `n` ticks of the peer's ticker, the rig's clock moving one tick interval before each. */
+  tick(n: number): void {
+    for (let i = 0; i < n; i++) {
+      this.clock.t += this.tickMs;
+      (this.peer as unknown as { onTick(): void }).onTick();
+    }
   }
 
   /** Lets the Ready loop (scheduled with setImmediate) and the transport's sends run. */
