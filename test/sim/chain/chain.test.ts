@@ -55,12 +55,19 @@ describe("campaign: every invariant holds, and the chain grows again once the fa
 });
 
 /**
- * Seeds beyond the CI campaign that once found a defect (fixed since), replayed in every run. Seeds
- * shift when the nemesis or the parameters change; these are the ones at the commit that fixed them:
- * 1031 a removed node with a stale joint configuration, voted for by a node that followed the live
- * leader; 2678 and 3813 a second block loss during recommits.
+ * Seeds that once found a defect (fixed since), replayed in every run even if the campaign's range
+ * changes. Seeds shift when the nemesis or the parameters change; these are the ones at the commit
+ * that fixed them: 476 a removed leader's own pre-vote kept its lease alive at the empty store whose
+ * vote it needed; 598 a node that cannot be elected hid its higher term from the leader and the
+ * candidates (it dropped their lower-term messages without an answer); 1031 a removed node with a
+ * stale joint configuration, voted for by a node that followed the live leader; 2121 an empty store
+ * started outside the validator list, made a validator by a later Reconfigure, kept refusing the
+ * leader; 2212 a controller one block behind kept its candidate forever (the emulator lacked the
+ * controller's 60 s growth check); 2440 a late bootstrap while the real holder of the chain's state
+ * was down for 10 s, then every controller lost the block; 2678 and 3813 a second block loss during
+ * recommits.
  */
-const REGRESSION_SEEDS = [1031, 2678, 3813];
+const REGRESSION_SEEDS = [476, 598, 1031, 2121, 2212, 2440, 2678, 3813];
 
 describe("regression seeds", () => {
   for (const seed of REGRESSION_SEEDS) {
