@@ -45,6 +45,8 @@ export class Proposer {
   private nextFetchAt = 0;
   /** Since when this leader has made no progress (no proposal accepted by Raft, no block applied). */
   private stallSince: number | undefined;
+  /** The stall whose warning was logged (a hand-over without a transferee is tried every tick). */
+  private stallReportedFor: number | undefined;
   private failing = false;
   private readonly limitedLog: LogLimiter;
 
@@ -98,14 +100,23 @@ export class Proposer {
     const oldRule = this.host.testBugs?.has("no-handover-retry") ?? false;
     if (oldRule && !this.host.canPropose()) this.stallSince = undefined;
     if (this.stallSince !== undefined && now - this.stallSince > this.stallLimitMs()) {
-      this.host.log.warn("no block proposed for too long, transferring leadership", {
-        waited_ms: Math.round(now - this.stallSince),
-        can_propose: this.host.canPropose(),
-        pending_height: this.pendingHeight,
-      });
-      // Tried again after another stall period if this one does not take.
-      this.stallSince = oldRule ? undefined : now;
-      this.host.transferLeadership("stalled proposals");
+      if (this.stallReportedFor !== this.stallSince) {
+        this.stallReportedFor = this.stallSince;
+        this.host.log.warn("no block proposed for too long, transferring leadership", {
+          waited_ms: Math.round(now - this.stallSince),
+          can_propose: this.host.canPropose(),
+          pending_height: this.pendingHeight,
+        });
+      }
+      if (oldRule) {
+        this.stallSince = undefined;
+        this.host.transferLeadership("stalled proposals");
+      } else if (this.host.transferLeadership("stalled proposals")) {
+        // Tried again after another stall period if this one does not take.
+        this.stallSince = now;
+      }
+      // Otherwise no follower qualifies at this moment (one catching up, or check-quorum has just
+      // cleared every follower's recent activity): tried again on the next tick, not a stall later.
     }
   }
 

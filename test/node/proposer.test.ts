@@ -15,6 +15,7 @@ function setup(blockInterval: number) {
   const controllerHeights: bigint[] = [];
   const cap = captureLog();
   let allowed = true;
+  let transferTakes = true;
   const p = new Proposer({
     log: cap.log,
     controller,
@@ -26,7 +27,7 @@ function setup(blockInterval: number) {
     },
     transferLeadership: (reason) => {
       transfers.push(reason);
-      return true;
+      return transferTakes;
     },
     controllerAt: (h) => controllerHeights.push(h),
     now: () => now,
@@ -41,6 +42,7 @@ function setup(blockInterval: number) {
     cap,
     advance: (ms: number) => (now += ms),
     setAllowed: (v: boolean) => (allowed = v),
+    setTransferTakes: (v: boolean) => (transferTakes = v),
   };
 }
 
@@ -140,6 +142,32 @@ describe("leader proposer", () => {
     t.advance(12_001);
     t.p.poll();
     expect(t.transfers).toHaveLength(2);
+  });
+
+  test("a stall with no follower to take over yet is tried again on the next poll, warned about once", async () => {
+    // Seen in the chain simulator: a stall period equal to a multiple of the election timeout made
+    // every attempt fall on the tick where check-quorum clears the followers' recent activity.
+    const t = setup(1);
+    t.setAllowed(false);
+    t.setTransferTakes(false);
+    t.p.start();
+    t.advance(4_001);
+    t.p.poll();
+    expect(t.transfers).toEqual(["stalled proposals"]);
+    t.advance(100);
+    t.p.poll();
+    t.advance(100);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(3);
+    t.setTransferTakes(true);
+    t.advance(100);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(4);
+    // Once a hand-over is under way, the next attempt waits for another stall period.
+    t.advance(100);
+    t.p.poll();
+    expect(t.transfers).toHaveLength(4);
+    expect(t.cap.lines.filter((l) => l.message === "no block proposed for too long, transferring leadership")).toHaveLength(1);
   });
 
   test("a leader that cannot propose at all (membership change that never settles) hands over too", async () => {
