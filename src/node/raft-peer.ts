@@ -863,18 +863,21 @@ export class RaftPeer {
     // Raft's pending-conf index covers a change proposed and not yet applied (also one a new leader may have inherited).
     if (!this.isLeader() || this.node.basicStatus().pendingConfChange) return;
     const cc = this.wantedConfChange();
-    if (cc === undefined) return;
-    if (removesNode(cc, this.deps.selfId)) {
+    // A leader whose configuration no longer holds it (a removal it inherited from the previous
+    // leader) can propose neither blocks nor configuration changes: Raft drops them.
+    const outside = !this.inOwnConfiguration();
+    if (outside || (cc !== undefined && removesNode(cc, this.deps.selfId))) {
       // A leader never removes itself: an up-to-date validator takes over and removes it. The
       // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
       // election timeout: try again whenever none is under way, at most once per election timeout.
       if (this.node.basicStatus().leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
       if (this.deps.testBugs?.has("no-handover-retry") && this.nextRemovalHandOverAt > 0) return;
-      if (this.transferLeadership("leader is removed from validators")) {
+      if (this.transferLeadership(outside ? "leader is outside its raft configuration" : "leader is removed from validators")) {
         this.nextRemovalHandOverAt = this.now() + this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
       }
       return;
     }
+    if (cc === undefined) return;
     try {
       this.node.proposeConfChange(new Uint8Array(0), cc);
     } catch (e) {
@@ -884,6 +887,18 @@ export class RaftPeer {
     }
     this.log.info("pending conf change proposed", { change: describeConfChange(cc) });
     this.schedule();
+  }
+
+  private inOwnConfiguration(): boolean {
+    const cs = this.node.confState();
+    return cs.voters.includes(this.deps.selfId) || cs.votersOutgoing.includes(this.deps.selfId);
+  }
+
+  /** No voter but this leader is a validator, or this leader cannot act on its configuration. */
+  private noValidatorToTakeOver(): boolean {
+    if (!this.inOwnConfiguration()) return true;
+    const validators = new Set(validatorIds(this.chain));
+    return !this.node.confState().voters.some((id) => id !== this.deps.selfId && validators.has(id));
   }
 
   /** Up-to-date followers: recently active, replicating, matched the last index. */
@@ -918,7 +933,10 @@ export class RaftPeer {
       this.log.debug("no leader transfer during a joint configuration", { reason });
       return false;
     }
-    const target = this.pickTransferee(true);
+    // A validator takes over if one can. If none can (no other voter is a validator, or this
+    // leader is outside its own configuration and so can change nothing), any up-to-date voter:
+    // it adds the validators, then hands over to one of them in turn.
+    const target = this.pickTransferee(true) ?? (this.noValidatorToTakeOver() ? this.pickTransferee(false) : undefined);
     if (target === undefined) {
       // Retried on every tick until a follower catches up: warn once in a while, not every tick.
       this.limitedLog.warn("finding a qualified transferee", { reason });
