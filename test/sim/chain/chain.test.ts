@@ -65,9 +65,11 @@ describe("campaign: every invariant holds, and the chain grows again once the fa
  * leader; 2212 a controller one block behind kept its candidate forever (the emulator lacked the
  * controller's 60 s growth check); 2440 a late bootstrap while the real holder of the chain's state
  * was down for 10 s, then every controller lost the block; 2678 and 3813 a second block loss during
- * recommits.
+ * recommits; 7281 a stalled leader's hand-over fell every time on the tick where check-quorum had
+ * just cleared its followers' activity (no transferee, tried again only a stall period later);
+ * 8165 a leader outside its own configuration, no validator among the voters, kept leading.
  */
-const REGRESSION_SEEDS = [476, 598, 1031, 2121, 2212, 2440, 2678, 3813];
+const REGRESSION_SEEDS = [476, 598, 1031, 2121, 2212, 2440, 2678, 3813, 7281, 8165];
 
 describe("regression seeds", () => {
   for (const seed of REGRESSION_SEEDS) {
