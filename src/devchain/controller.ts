@@ -34,6 +34,9 @@ import { bytesEqual } from "../util/bytes.ts";
 import { sha256, toHex } from "./identity.ts";
 import { silentLogger } from "./log.ts";
 
+/** The real controller's `inner_block_growth_check_interval` default. */
+export const GROWTH_CHECK_INTERVAL_MS = 60_000;
+
 export const U64_MAX = (1n << 64n) - 1n;
 
 /** The part of the controller's system config that consensus sees. */
@@ -246,7 +249,7 @@ export class ControllerEmulator {
     this.log = (opts.log ?? silentLogger()).withTag(this.name);
     this.retryIntervalMs = opts.retryIntervalMs ?? 3000;
     this.syncCheckIntervalMs = opts.syncCheckIntervalMs ?? 1000;
-    this.growthCheckIntervalMs = opts.growthCheckIntervalMs ?? 60_000;
+    this.growthCheckIntervalMs = opts.growthCheckIntervalMs ?? GROWTH_CHECK_INTERVAL_MS;
     this.clock = opts.clock ?? systemClock;
     this.wallClock = opts.wallClock ?? Date.now;
     if (opts.edge) this.edge = opts.edge;

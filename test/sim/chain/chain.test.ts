@@ -67,9 +67,11 @@ describe("campaign: every invariant holds, and the chain grows again once the fa
  * was down for 10 s, then every controller lost the block; 2678 and 3813 a second block loss during
  * recommits; 7281 a stalled leader's hand-over fell every time on the tick where check-quorum had
  * just cleared its followers' activity (no transferee, tried again only a stall period later);
- * 8165 a leader outside its own configuration, no validator among the voters, kept leading.
+ * 8165 a leader outside its own configuration, no validator among the voters, kept leading; 5256
+ * a lone validator's controller lost a block gone from the Raft log, and its sync waited for two
+ * growth checks, longer than the old liveness bound.
  */
-const REGRESSION_SEEDS = [476, 598, 1031, 2121, 2212, 2440, 2678, 3813, 7281, 8165];
+const REGRESSION_SEEDS = [476, 598, 1031, 2121, 2212, 2440, 2678, 3813, 5256, 7281, 8165];
 
 describe("regression seeds", () => {
   for (const seed of REGRESSION_SEEDS) {

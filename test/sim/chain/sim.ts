@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
 import type { Config } from "../../../src/config/types.ts";
-import { ControllerEmulator, ControllerGroup } from "../../../src/devchain/controller.ts";
+import { ControllerEmulator, ControllerGroup, GROWTH_CHECK_INTERVAL_MS } from "../../../src/devchain/controller.ts";
 import { deriveAddress, originOf } from "../../../src/devchain/identity.ts";
 import { NetworkFabric } from "../../../src/devchain/network.ts";
 import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
@@ -79,8 +79,13 @@ export interface ChainResult {
   violation?: ChainViolation;
 }
 
-/** Liveness bound after the faults stop. Re-registration with an older network alone can take 30 s. */
-export const LIVENESS_MS = 120_000;
+/**
+ * Liveness bound after the faults stop. A controller one block behind that holds a candidate syncs
+ * only once its growth check drops the candidate: up to two check intervals after its height last
+ * grew (consensus cannot make it sync sooner; its blocks are gone from the Raft log by then). Then
+ * 30 s for the sync and three blocks (re-registration with an older network alone can take 30 s).
+ */
+export const LIVENESS_MS = 2 * GROWTH_CHECK_INTERVAL_MS + 30_000;
 /** Block timestamps: simulated time from this wall time. */
 const EPOCH_MS = 1_800_000_000_000;
 /** Steps in one simulated second beyond which the run is a storm (the busiest seeds stay far below). */
