@@ -1,9 +1,10 @@
 // The leader's block source: it asks its controller for the next proposal, paced by the block
 // interval (0: as soon as the previous block is applied), proposes it to Raft when its height is
-// the next one, and hands leadership to an up-to-date validator when it has proposed nothing for
-// 4 block intervals, whatever the reason (its controller syncing or failing, a membership change
-// that does not settle, its own blocks not getting applied): a leader that cannot propose must not
-// keep the others from electing one that can. The hand-over is tried again every such period.
+// the next one, and hands leadership over (see RaftPeer.transferLeadership) when it has proposed
+// nothing for 4 block intervals, whatever the reason (its controller syncing or failing, a
+// membership change that does not settle, its own blocks not getting applied): a leader that
+// cannot propose must not keep the others from electing one that can. Without a follower to take
+// over it tries again on every tick; a hand-over under way gets another such period.
 import type { ConsolaInstance } from "consola";
 import type { Proposal } from "../../gen/common_pb.ts";
 import { StatusCodeEnum } from "../../gen/status_code_pb.ts";
@@ -22,7 +23,7 @@ export interface ProposerHost {
   canPropose(): boolean;
   /** Proposes the encoded block to Raft; false if Raft dropped it. */
   propose(p: Proposal): boolean;
-  /** Hands leadership to an up-to-date validator other than this node; false if there is none. */
+  /** Hands leadership to an up-to-date follower; true if a hand-over is under way, false if none can start. */
   transferLeadership(reason: string): boolean;
   /** The controller showed its height (a proposal for the height after it). */
   controllerAt(height: bigint): void;

@@ -198,11 +198,9 @@ export class RaftPeer {
   /** When a leader that must leave may hand over again (the previous hand-over may have been lost). */
   private nextRemovalHandOverAt = 0;
   private readonly limitedLog: LogLimiter;
-  /**
-   * Ticks an empty store at a running chain waits without word from a leader before it bootstraps
-   * (0: it has a configuration). Word from a leader starts the wait again.
-   */
+  /** Ticks an empty store at a running chain waits without word from a leader before it bootstraps. */
   private bootstrapWaitTicks = 0;
+  /** Ticks left of that wait (0: no wait, it has a configuration). Word from a leader restarts it. */
   private bootstrapAfterTicks = 0;
   /** The last leader message (append, heartbeat, snapshot): from whom and when. */
   private leaderContact: { from: NodeId; at: number } | undefined;
@@ -383,7 +381,8 @@ export class RaftPeer {
       return this.dropInbound("not_member", m);
     }
     this.heardAt.set(m.from, this.now());
-    if (LEADER_MESSAGES.has(m.msgType)) this.leaderContact = { from: m.from, at: this.now() };
+    // A deposed leader's lower-term append must not replace the live leader's contact.
+    if (LEADER_MESSAGES.has(m.msgType) && m.term >= this.node.raft.term) this.leaderContact = { from: m.from, at: this.now() };
     try {
       if (m.msgType === MessageType.MsgAppend && m.entries.length > 0) this.timeline.atEntries(m.entries, "append_received");
       else if (m.msgType === MessageType.MsgAppendResponse && !m.reject) this.timeline.atIndexUpTo(m.index, "ack_received");
@@ -403,6 +402,11 @@ export class RaftPeer {
    * a former leader's own vote requests must not keep its lease alive, or it could never win the
    * vote it needs to hand the chain over.
    */
+  private lastLeaderIsValidator(): boolean {
+    const c = this.leaderContact;
+    return c !== undefined && validatorIds(this.chain).includes(c.from);
+  }
+
   private leaseHeld(): boolean {
     const c = this.leaderContact;
     if (this.leader === NONE || c === undefined || c.from !== this.leader) return false;
@@ -588,7 +592,9 @@ export class RaftPeer {
       if (this.bootstrapAfterTicks > 0) {
         // A leader that once reached this store may vanish before its snapshot does (a removed
         // leader stopped for good): the wait starts again on each word from a leader, not never.
-        if (this.leaseHeld()) this.bootstrapAfterTicks = this.bootstrapWaitTicks;
+        // A leader heard that is still a validator holds the chain's state and is only out of
+        // reach (a partition, a restart): a store bootstrapped meanwhile would outvote its history.
+        if (this.leaseHeld() || this.lastLeaderIsValidator()) this.bootstrapAfterTicks = this.bootstrapWaitTicks;
         else if (--this.bootstrapAfterTicks === 0) this.bootstrapLate();
       }
       this.node.tick();
@@ -867,7 +873,7 @@ export class RaftPeer {
     // leader) can propose neither blocks nor configuration changes: Raft drops them.
     const outside = !this.inOwnConfiguration();
     if (outside || (cc !== undefined && removesNode(cc, this.deps.selfId))) {
-      // A leader never removes itself: an up-to-date validator takes over and removes it. The
+      // A leader never removes itself: an up-to-date follower takes over and removes it. The
       // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
       // election timeout: try again whenever none is under way, at most once per election timeout.
       if (this.node.basicStatus().leadTransferee !== undefined || this.now() < this.nextRemovalHandOverAt) return;
@@ -894,11 +900,15 @@ export class RaftPeer {
     return cs.voters.includes(this.deps.selfId) || cs.votersOutgoing.includes(this.deps.selfId);
   }
 
-  /** No voter but this leader is a validator, or this leader cannot act on its configuration. */
+  /**
+   * No voter is a validator (a complete replacement: the next leader adds the validators before it
+   * removes anyone), or this leader cannot act on its configuration. Not when this leader is the
+   * one validator among the voters: a non-validator taking over would only hand back to it.
+   */
   private noValidatorToTakeOver(): boolean {
     if (!this.inOwnConfiguration()) return true;
     const validators = new Set(validatorIds(this.chain));
-    return !this.node.confState().voters.some((id) => id !== this.deps.selfId && validators.has(id));
+    return !this.node.confState().voters.some((id) => validators.has(id));
   }
 
   /** Up-to-date followers: recently active, replicating, matched the last index. */
@@ -929,13 +939,14 @@ export class RaftPeer {
 
   private transferLeadership(reason: string): boolean {
     if (!this.isLeader()) return false;
+    if (this.node.basicStatus().leadTransferee !== undefined) return true; // one is under way
     if (this.node.confState().votersOutgoing.length > 0) {
-      this.log.debug("no leader transfer during a joint configuration", { reason });
+      this.limitedLog.debug("no leader transfer during a joint configuration", { reason });
       return false;
     }
-    // A validator takes over if one can. If none can (no other voter is a validator, or this
-    // leader is outside its own configuration and so can change nothing), any up-to-date voter:
-    // it adds the validators, then hands over to one of them in turn.
+    // A validator takes over if one can. If none can (no voter is a validator, or this leader is
+    // outside its own configuration and so can change nothing), any up-to-date voter: it adds the
+    // validators, then hands over to one of them in turn.
     const target = this.pickTransferee(true) ?? (this.noValidatorToTakeOver() ? this.pickTransferee(false) : undefined);
     if (target === undefined) {
       // Retried on every tick until a follower catches up: warn once in a while, not every tick.

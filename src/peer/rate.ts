@@ -72,6 +72,10 @@ export class LogLimiter {
     private readonly perInterval = 3,
   ) {}
 
+  debug(message: string, fields: Record<string, unknown> = {}): void {
+    this.emit("debug", message, fields);
+  }
+
   warn(message: string, fields: Record<string, unknown> = {}): void {
     this.emit("warn", message, fields);
   }
@@ -80,7 +84,7 @@ export class LogLimiter {
     this.emit("error", message, fields);
   }
 
-  private emit(level: "warn" | "error", message: string, fields: Record<string, unknown>): void {
+  private emit(level: "debug" | "warn" | "error", message: string, fields: Record<string, unknown>): void {
     const t = this.now();
     let slot = this.#slots.get(message);
     // Keys are the fixed messages of the code, so this map stays small.
