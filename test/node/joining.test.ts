@@ -3,10 +3,8 @@
 // for the chain's leader to send it the state, and takes Raft messages from any node meanwhile,
 // because the real configuration may hold validators on their way out (who may need its vote).
 import { afterEach, describe, expect, test } from "bun:test";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { MessageType } from "../../gen/eraftpb_pb.ts";
 import { FRESH_HOLD_OFF_ELECTIONS, FRESH_HOLD_OFF_MIN_MS } from "../../src/node/raft-peer.ts";
-import { codec } from "../../src/raft/index.ts";
 import { PeerRig } from "../support/peer-rig.ts";
 
 const rigs: PeerRig[] = [];
@@ -19,14 +17,6 @@ function joining(): PeerRig {
   const r = new PeerRig({ emptyStore: true, validators: "self-and-b" });
   rigs.push(r);
   return r;
-}
-
-function deliver(r: PeerRig, from: { id: bigint; origin: bigint }, m: MessageInitShape<typeof MessageSchema>): void {
-  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, from: from.id, ...m })) });
-}
-
-function sentRaft(r: PeerRig) {
-  return r.network.sent.filter((n) => n.type === "raft").map((n) => codec.decodeMessage(n.msg));
 }
 
 describe("an empty store at a running chain", () => {
@@ -42,10 +32,10 @@ describe("an empty store at a running chain", () => {
     const r = joining();
     await r.settle();
     // a learns where we are from our probe answer; then it asks for our vote.
-    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
-    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 9n, logTerm: 8n, index: 30n });
+    r.learnOrigin(r.a);
+    r.deliver(r.a, { msgType: MessageType.MsgRequestVote, term: 9n, logTerm: 8n, index: 30n });
     await r.settle();
-    const votes = sentRaft(r).filter((m) => m.msgType === MessageType.MsgRequestVoteResponse);
+    const votes = r.sentRaft().filter((m) => m.msgType === MessageType.MsgRequestVoteResponse);
     expect(votes.map((m) => [m.to, m.reject])).toEqual([[r.a.id, false]]);
     expect(r.drops).toEqual([]);
   });
@@ -53,8 +43,8 @@ describe("an empty store at a running chain", () => {
   test("takes the leader's snapshot and from then on drops strangers again", async () => {
     const r = joining();
     await r.settle();
-    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
-    deliver(r, r.a, {
+    r.learnOrigin(r.a);
+    r.deliver(r.a, {
       msgType: MessageType.MsgSnapshot,
       term: 9n,
       snapshot: { metadata: { index: 30n, term: 8n, confState: { voters: [r.a.id, r.self.id, r.b.id] } }, data: new Uint8Array() },
@@ -62,7 +52,7 @@ describe("an empty store at a running chain", () => {
     await r.settle();
     expect(r.peer.status().voters.sort()).toEqual([r.a.id, r.self.id, r.b.id].sort());
     expect(r.peer.status().leader).toBe(r.a.id);
-    deliver(r, { id: 0x4242n, origin: 0x99n }, { msgType: MessageType.MsgRequestVote, term: 1000n, logTerm: 1000n, index: 1000n });
+    r.deliver({ id: 0x4242n, origin: 0x99n }, { msgType: MessageType.MsgRequestVote, term: 1000n, logTerm: 1000n, index: 1000n });
     await r.settle();
     expect(r.drops).toEqual(["not_member"]);
   });
@@ -74,17 +64,17 @@ describe("a leader that reached the empty store, then stopped sending", () => {
   test("once it has been silent an election timeout, its vote request is answered even right after its pre-vote", async () => {
     const r = joining();
     await r.settle();
-    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
-    deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+    r.learnOrigin(r.a);
+    r.deliver(r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
     await r.settle();
     expect(r.peer.status().leader).toBe(r.a.id);
     r.tick(r.electionTick + 1);
-    deliver(r, r.a, { msgType: MessageType.MsgRequestPreVote, term: 8n, logTerm: 7n, index: 10n });
+    r.deliver(r.a, { msgType: MessageType.MsgRequestPreVote, term: 8n, logTerm: 7n, index: 10n });
     await r.settle();
     r.clock.t += 15;
-    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
+    r.deliver(r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
     await r.settle();
-    const answers = sentRaft(r).filter((m) => m.msgType === MessageType.MsgRequestPreVoteResponse || m.msgType === MessageType.MsgRequestVoteResponse);
+    const answers = r.sentRaft().filter((m) => m.msgType === MessageType.MsgRequestPreVoteResponse || m.msgType === MessageType.MsgRequestVoteResponse);
     expect(answers.map((m) => [MessageType[m.msgType], m.reject])).toEqual([
       ["MsgRequestPreVoteResponse", false],
       ["MsgRequestVoteResponse", false],
@@ -95,13 +85,13 @@ describe("a leader that reached the empty store, then stopped sending", () => {
   test("while it still sends heartbeats, its vote requests and its silence change nothing", async () => {
     const r = joining();
     await r.settle();
-    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
+    r.learnOrigin(r.a);
     for (let i = 0; i < 8; i++) {
-      deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+      r.deliver(r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
       await r.settle();
       r.tick(r.electionTick - 1);
     }
-    deliver(r, r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
+    r.deliver(r.a, { msgType: MessageType.MsgRequestVote, term: 8n, logTerm: 7n, index: 10n });
     await r.settle();
     expect(r.drops).toEqual(["not_member"]);
     expect(r.log.has("bootstrapped raft storage")).toBe(false);
@@ -111,8 +101,8 @@ describe("a leader that reached the empty store, then stopped sending", () => {
   test("if its snapshot never comes, the store bootstraps from the validator list after the wait", async () => {
     const r = joining();
     await r.settle();
-    r.transport.handleInbound({ type: "probe-resp", origin: r.a.origin, id: r.a.id });
-    deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
+    r.learnOrigin(r.a);
+    r.deliver(r.a, { msgType: MessageType.MsgHeartbeat, term: 7n });
     await r.settle();
     // The leader is followed for an election timeout after its heartbeat; then self, the first
     // listed validator, waits 3 election timeouts or 30 s, whichever is longer.
@@ -131,8 +121,8 @@ describe("a leader that reached the empty store, then stopped sending", () => {
     // store bootstrapped meanwhile would outvote b's history when they meet again.
     const r = joining();
     await r.settle();
-    r.transport.handleInbound({ type: "probe-resp", origin: r.b.origin, id: r.b.id });
-    deliver(r, r.b, { msgType: MessageType.MsgHeartbeat, term: 7n });
+    r.learnOrigin(r.b);
+    r.deliver(r.b, { msgType: MessageType.MsgHeartbeat, term: 7n });
     await r.settle();
     expect(r.peer.status().leader).toBe(r.b.id);
     const wait = Math.max(FRESH_HOLD_OFF_ELECTIONS * r.electionTick, Math.ceil(FRESH_HOLD_OFF_MIN_MS / r.tickMs));

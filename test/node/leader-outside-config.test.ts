@@ -3,34 +3,26 @@
 // It must hand leadership over, to a voter that is not a validator if no validator is a voter,
 // or the chain stops for good (found by the chain simulator, seed 8165).
 import { afterEach, expect, test } from "bun:test";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
-import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
-import { codec, ConfChangeTransition, ConfChangeType, EMPTY_BYTES } from "../../src/raft/index.ts";
-import { PeerRig, type RigMember } from "../support/peer-rig.ts";
+import { MessageType } from "../../gen/eraftpb_pb.ts";
+import { ConfChangeTransition, ConfChangeType, EMPTY_BYTES } from "../../src/raft/index.ts";
+import { PeerRig } from "../support/peer-rig.ts";
 
 const rigs: PeerRig[] = [];
 afterEach(async () => {
   for (const r of rigs.splice(0)) await r.close();
 });
 
-function deliver(r: PeerRig, from: RigMember, m: MessageInitShape<typeof MessageSchema>): void {
-  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, from: from.id, ...m })) });
-}
-
-function sentRaft(r: PeerRig) {
-  return r.network.sent.filter((n) => n.type === "raft").map((n) => codec.decodeMessage(n.msg));
-}
-
 /** self wins an election among {a, self, b} with a's votes. */
 async function elect(r: PeerRig): Promise<void> {
-  for (const m of [r.a, r.b]) r.transport.handleInbound({ type: "probe-resp", origin: m.origin, id: m.id });
+  for (const m of [r.a, r.b]) r.learnOrigin(m);
   r.peer.node.campaign();
   await r.settle();
   const term = BigInt(r.peer.status().term);
-  deliver(r, r.a, { msgType: MessageType.MsgRequestPreVoteResponse, term: term + 1n });
+  r.deliver(r.a, { msgType: MessageType.MsgRequestPreVoteResponse, term: term + 1n });
   await r.settle();
-  deliver(r, r.a, { msgType: MessageType.MsgRequestVoteResponse, term: BigInt(r.peer.status().term) });
+  r.deliver(r.a, { msgType: MessageType.MsgRequestVoteResponse, term: BigInt(r.peer.status().term) });
   await r.settle();
   expect(r.peer.isLeader()).toBe(true);
 }
@@ -50,14 +42,14 @@ test("a leader outside its own configuration, with no validator among the voters
   r.peer.offerConfig(create(ConsensusConfigurationSchema, { height: 11n, blockInterval: 3, validators: [r.self.address] }));
   const term = BigInt(r.peer.status().term);
   const last = BigInt(r.peer.status().lastIndex);
-  deliver(r, r.a, { msgType: MessageType.MsgAppendResponse, term, index: last });
+  r.deliver(r.a, { msgType: MessageType.MsgAppendResponse, term, index: last });
   await r.settle();
   expect(r.peer.status().voters.sort()).toEqual([r.a.id, r.b.id].sort());
   expect(r.peer.isLeader()).toBe(true);
 
   r.tick(1);
   await r.settle();
-  const timeoutNow = sentRaft(r).filter((m) => m.msgType === MessageType.MsgTimeoutNow);
+  const timeoutNow = r.sentRaft().filter((m) => m.msgType === MessageType.MsgTimeoutNow);
   expect(timeoutNow.map((m) => m.to)).toEqual([r.a.id]);
   expect(r.log.lines.some((l) => l.message === "transferring leadership" && l.fields.reason === "leader is outside its raft configuration")).toBe(true);
   expect(r.log.has("conf change dropped by raft")).toBe(false);

@@ -1,9 +1,7 @@
 // What GET /status reports about one node: the Raft peer's own view (role, leader, how long it
 // has been without one) and, on a leader, each follower's progress and when it last spoke.
-import { codec } from "../../src/raft/index.ts";
 import { afterEach, describe, expect, test } from "bun:test";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { MessageSchema, MessageType } from "../../gen/eraftpb_pb.ts";
+import { MessageType } from "../../gen/eraftpb_pb.ts";
 import { buildStatus } from "../../src/node/status.ts";
 import { peerIdHex } from "../../src/peer/peer-id.ts";
 import { PeerRig } from "../support/peer-rig.ts";
@@ -17,10 +15,6 @@ function rig(): PeerRig {
   const r = new PeerRig();
   rigs.push(r);
   return r;
-}
-
-function deliver(r: PeerRig, from: { id: bigint; origin: bigint }, m: MessageInitShape<typeof MessageSchema>): void {
-  r.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: r.self.id, from: from.id, ...m })) });
 }
 
 function statusOf(r: PeerRig) {
@@ -40,7 +34,7 @@ describe("status of a Raft peer", () => {
     const fresh = statusOf(r);
     expect(fresh).toMatchObject({ raft_running: true, role: "follower", leader: null, leader_address: null, peers: null, height: 10, block_interval_seconds: 3 });
     expect(fresh.leaderless_ms).toBeGreaterThanOrEqual(0);
-    deliver(r, r.a, { msgType: MessageType.MsgHeartbeat, term: 6n, commit: 5n });
+    r.deliver(r.a, { msgType: MessageType.MsgHeartbeat, term: 6n, commit: 5n });
     await r.settle();
     const s = statusOf(r);
     expect(s).toMatchObject({
@@ -66,13 +60,13 @@ describe("status of a Raft peer", () => {
     const r = rig();
     r.peer.node.campaign(); // pre-vote first (term 6), then the real vote
     await r.settle();
-    deliver(r, r.a, { msgType: MessageType.MsgRequestPreVoteResponse, term: 6n });
+    r.deliver(r.a, { msgType: MessageType.MsgRequestPreVoteResponse, term: 6n });
     await r.settle();
-    deliver(r, r.a, { msgType: MessageType.MsgRequestVoteResponse, term: 6n });
+    r.deliver(r.a, { msgType: MessageType.MsgRequestVoteResponse, term: 6n });
     await r.settle();
     expect(r.peer.isLeader()).toBe(true);
     const last = r.peer.status().lastIndex; // the new leader's empty entry
-    deliver(r, r.a, { msgType: MessageType.MsgAppendResponse, term: 6n, index: BigInt(last) });
+    r.deliver(r.a, { msgType: MessageType.MsgAppendResponse, term: 6n, index: BigInt(last) });
     await r.settle();
     const s = statusOf(r);
     expect(s).toMatchObject({ role: "leader", term: 6, leader: peerIdHex(r.self.id), leaderless_ms: 0 });

@@ -5,11 +5,12 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { ConsensusConfigurationSchema } from "../../gen/common_pb.ts";
+import { MessageSchema } from "../../gen/eraftpb_pb.ts";
 import type { NetworkMsg } from "../../gen/network_pb.ts";
 import { systemClock, systemRandom } from "../../src/node/ports.ts";
-import { newConfState, newSnapshot } from "../../src/raft/index.ts";
+import { codec, type Message, newConfState, newSnapshot } from "../../src/raft/index.ts";
 import { RaftPeer } from "../../src/node/raft-peer.ts";
 import { ValidatorDirectory, zenohOrigin } from "../../src/peer/directory.ts";
 import { peerIdFromAddress } from "../../src/peer/peer-id.ts";
@@ -119,6 +120,21 @@ export class PeerRig {
       this.peer.receive(m);
     });
     this.transport.setDirectory(new ValidatorDirectory(() => this.peer));
+  }
+
+  /** The transport learns where `m` is, as from its answer to our probe. */
+  learnOrigin(m: RigMember): void {
+    this.transport.handleInbound({ type: "probe-resp", origin: m.origin, id: m.id });
+  }
+
+  /** A Raft message from `from` reaches the node through the network service. */
+  deliver(from: { id: bigint; origin: bigint }, m: MessageInitShape<typeof MessageSchema>): void {
+    this.transport.handleInbound({ type: "raft", origin: from.origin, msg: codec.messageFromPb(create(MessageSchema, { to: this.self.id, from: from.id, ...m })) });
+  }
+
+  /** The Raft messages the node has sent so far, decoded. */
+  sentRaft(): Message[] {
+    return this.network.sent.filter((n) => n.type === "raft").map((n) => codec.decodeMessage(n.msg));
   }
 
   /** Runs `n` ticks of the peer's ticker, the rig's clock moving one tick interval before each. */
