@@ -1,6 +1,7 @@
 // The command-line arguments both simulators take (test/sim/cli.ts for the Raft core,
 // test/sim/chain/cli.ts for the chain): one parser, so their flags and errors stay alike.
 import { parseArgs } from "node:util";
+import type { RunResult } from "./report.ts";
 
 export interface SimArgs {
   seeds?: string;
@@ -18,8 +19,6 @@ export interface SimArgs {
 
 export interface SimCommandLine {
   readonly args: SimArgs;
-  /** Prints the message and the usage to stderr and exits 2. */
-  usage(msg: string): never;
   /** An integer flag >= min (the default when absent); anything else is a usage error. */
   int(name: string, v: string | undefined, dflt: number, min: number): number;
   /** Each value must be one of `known`; anything else is a usage error. */
@@ -60,7 +59,6 @@ export function parseSimArgs(name: string, usageText: string, extra: readonly ("
   }
   return {
     args,
-    usage,
     int(flag, v, dflt, min) {
       if (v === undefined) return dflt;
       if (!/^\d+$/.test(v) || Number(v) < min || !Number.isSafeInteger(Number(v))) usage(`--${flag} must be an integer >= ${min}, got "${v}"`);
@@ -70,4 +68,19 @@ export function parseSimArgs(name: string, usageText: string, extra: readonly ("
       for (const v of values) if (!known.includes(v)) usage(`unknown ${what} "${v}"`);
     },
   };
+}
+
+/** Prints the result of one replayed seed and exits: 1 with the violation report, 0 without one. */
+export function printReplayAndExit(r: RunResult<unknown, unknown>, wallMs: number, violationReport: () => string): never {
+  process.stdout.write(`seed ${r.seed}: ${r.params}\n`);
+  process.stdout.write(
+    `  ${r.steps} steps + ${r.livenessSteps} liveness steps, ${r.simTimeMs} simulated ms, ${wallMs.toFixed(0)} ms wall, digest ${r.digest.toString(16)}\n`,
+  );
+  process.stdout.write(`  ${JSON.stringify(r.stats)}\n`);
+  if (r.violation) {
+    process.stdout.write(`${violationReport()}\n`);
+    process.exit(1);
+  }
+  process.stdout.write("  no violation\n");
+  process.exit(0);
 }

@@ -8,7 +8,7 @@ import { describeSummary, runCampaign } from "./campaign.ts";
 import { INVARIANTS } from "./checker.ts";
 import { formatViolation } from "./report.ts";
 import { simulate } from "./sim.ts";
-import { parseSimArgs } from "./cli-args.ts";
+import { parseSimArgs, printReplayAndExit } from "./cli-args.ts";
 
 const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M] [--keep-going]
        bun run test/sim/cli.ts --seed S [--steps M] [--verbose] [--trace-lines K]
@@ -24,16 +24,13 @@ const USAGE = `usage: bun run test/sim/cli.ts [--seeds N] [--from S] [--steps M]
   --skip NAME      do not enforce one invariant (repeatable), to see what the others catch:
                    ${INVARIANTS.join(", ")}`;
 
-const { args, usage, int, oneOf } = parseSimArgs("sim", USAGE, ["ack-before-fsync"]);
+const { args, int, oneOf } = parseSimArgs("sim", USAGE, ["ack-before-fsync"]);
 
 const steps = int("steps", args.steps, 2000, 1);
 const traceLines = int("trace-lines", args["trace-lines"], 40, 1);
-const testBugs = new Set<RaftTestBug>();
-for (const bug of args.bug ?? []) {
-  if (!(RAFT_TEST_BUGS as readonly string[]).includes(bug)) usage(`unknown --bug "${bug}"`);
-  testBugs.add(bug as RaftTestBug);
-  process.stdout.write(`injected core bug: ${bug}\n`);
-}
+oneOf(args.bug ?? [], RAFT_TEST_BUGS, "--bug");
+const testBugs = new Set(args.bug as RaftTestBug[] | undefined);
+for (const bug of testBugs) process.stdout.write(`injected core bug: ${bug}\n`);
 
 const skipInvariants = args.skip ?? [];
 oneOf(skipInvariants, INVARIANTS, "invariant");
@@ -42,18 +39,7 @@ if (args.seed !== undefined) {
   const seed = int("seed", args.seed, 0, 0);
   const t0 = performance.now();
   const r = simulate({ seed, steps, traceLines, skipInvariants, ackBeforeFsync: args["ack-before-fsync"], testBugs, onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
-  const ms = performance.now() - t0;
-  process.stdout.write(`seed ${seed}: ${r.params}\n`);
-  process.stdout.write(
-    `  ${r.steps} steps + ${r.livenessSteps} liveness steps, ${r.simTimeMs} simulated ms, ${ms.toFixed(0)} ms wall, digest ${r.digest.toString(16)}\n`,
-  );
-  process.stdout.write(`  ${JSON.stringify(r.stats)}\n`);
-  if (r.violation) {
-    process.stdout.write(`${formatViolation(r.violation)}\n`);
-    process.exit(1);
-  }
-  process.stdout.write("  no violation\n");
-  process.exit(0);
+  printReplayAndExit(r, performance.now() - t0, () => formatViolation(r.violation!));
 }
 
 const count = int("seeds", args.seeds, 100, 1);

@@ -33,7 +33,8 @@ export interface SimStats {
   peakEventsPerSec: number;
 }
 
-export interface SimResult {
+/** One seed's run, in either simulator (the Raft core's, the chain's). */
+export interface RunResult<Stats, Violation> {
   seed: number;
   steps: number;
   livenessSteps: number;
@@ -41,9 +42,11 @@ export interface SimResult {
   /** Digest of every event of the run: equal digests mean a bit-for-bit identical replay. */
   digest: number;
   params: string;
-  stats: SimStats;
-  violation?: ViolationReport;
+  stats: Stats;
+  violation?: Violation;
 }
+
+export type SimResult = RunResult<SimStats, ViolationReport>;
 
 export function formatViolation(v: ViolationReport): string {
   return [

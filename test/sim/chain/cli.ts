@@ -6,7 +6,7 @@
 import { type ChainCampaignSummary, describeChainCampaign, runChainCampaign } from "./campaign.ts";
 import { CHAIN_INVARIANTS } from "./checker.ts";
 import { CHAIN_BUGS, DEFAULT_STEPS } from "./bugs.ts";
-import { parseSimArgs } from "../cli-args.ts";
+import { parseSimArgs, printReplayAndExit } from "../cli-args.ts";
 import { formatChainViolation, simulateChain } from "./sim.ts";
 
 const USAGE = `usage: npm run sim:chain -- [--seeds N] [--from S] [--steps M] [--keep-going] [--bug NAME]
@@ -21,7 +21,7 @@ const USAGE = `usage: npm run sim:chain -- [--seeds N] [--from S] [--steps M] [-
   --bug NAME       build every node with a known defect (repeatable): ${CHAIN_BUGS.join(", ")}
   --skip NAME      do not enforce one invariant (repeatable): ${CHAIN_INVARIANTS.join(", ")}`;
 
-const { args, usage, int, oneOf } = parseSimArgs("sim:chain", USAGE);
+const { args, int, oneOf } = parseSimArgs("sim:chain", USAGE);
 
 const steps = int("steps", args.steps, DEFAULT_STEPS, 1);
 const traceLines = int("trace-lines", args["trace-lines"], 60, 1);
@@ -35,18 +35,7 @@ if (args.seed !== undefined) {
   const seed = int("seed", args.seed, 0, 0);
   const t0 = performance.now();
   const r = await simulateChain({ seed, steps, bugs, skipInvariants, traceLines, onTrace: args.verbose ? (l) => process.stdout.write(`${l}\n`) : undefined });
-  const ms = performance.now() - t0;
-  process.stdout.write(`seed ${seed}: ${r.params}\n`);
-  process.stdout.write(
-    `  ${r.steps} steps + ${r.livenessSteps} liveness steps, ${r.simTimeMs} simulated ms, ${ms.toFixed(0)} ms wall, digest ${r.digest.toString(16)}\n`,
-  );
-  process.stdout.write(`  ${JSON.stringify(r.stats)}\n`);
-  if (r.violation) {
-    process.stdout.write(`${formatChainViolation(r.violation, steps, bugs)}\n`);
-    process.exit(1);
-  }
-  process.stdout.write("  no violation\n");
-  process.exit(0);
+  printReplayAndExit(r, performance.now() - t0, () => formatChainViolation(r.violation!, steps, bugs));
 }
 
 const count = int("seeds", args.seeds, 100, 1);

@@ -28,6 +28,7 @@ import { ChainNemesis, type NemesisWorld } from "./nemesis.ts";
 import { type ChainParams, describeParams, drawParams } from "./params.ts";
 import { ConsensusProcess, type ProcessHost, Slot } from "./process.ts";
 import { LOOPBACK, Link, Scope, simCall } from "./rpc.ts";
+import type { RunResult } from "../report.ts";
 
 export interface ChainSimOptions {
   seed: number;
@@ -68,16 +69,7 @@ export interface ChainStats {
   livenessMs: number;
 }
 
-export interface ChainResult {
-  seed: number;
-  steps: number;
-  livenessSteps: number;
-  simTimeMs: number;
-  digest: number;
-  params: string;
-  stats: ChainStats;
-  violation?: ChainViolation;
-}
+export type ChainResult = RunResult<ChainStats, ChainViolation>;
 
 /**
  * Liveness bound after the faults stop. A controller one block behind that holds a candidate syncs
