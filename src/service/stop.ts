@@ -15,7 +15,7 @@ export const STOP_GRACE_MS = 1_000;
 export interface ServiceParts {
   readonly log: ConsolaInstance;
   readonly node: ConsensusNode;
-  readonly server: GrpcServer;
+  readonly server: Pick<GrpcServer, "stop">;
   readonly clients: readonly { close(): void }[];
   readonly metricsServer: MetricsServer | undefined;
   readonly storage: NodeStorage & { close(): void };

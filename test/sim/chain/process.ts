@@ -18,6 +18,7 @@ import {
 } from "../../../gen/common_pb.ts";
 import { type NetworkMsg, NetworkMsgSchema, RegisterInfoSchema } from "../../../gen/network_pb.ts";
 import { StatusCodeEnum } from "../../../gen/status_code_pb.ts";
+import { STOP_TIMEOUT_MS } from "../../../src/cli/run.ts";
 import type { Config } from "../../../src/config/types.ts";
 import type { ControllerEmulator } from "../../../src/devchain/controller.ts";
 import type { ControllerService, NetworkServiceHandlers } from "../../../src/devchain/edges.ts";
@@ -28,6 +29,7 @@ import { ConsensusNode } from "../../../src/node/node.ts";
 import type { Random } from "../../../src/node/ports.ts";
 import type { NodeTestBug } from "../../../src/node/test-bugs.ts";
 import type { RaftTestBug } from "../../../src/raft/config.ts";
+import { HAND_OFF_MS, stopInOrder } from "../../../src/service/stop.ts";
 import type { Message } from "../../../src/raft/types.ts";
 import { EnvelopeError, parseEnvelope } from "../../../src/peer/envelope.ts";
 import type { NetworkOutlet } from "../../../src/peer/transport.ts";
@@ -96,10 +98,6 @@ export interface ProcessHost {
 }
 
 const OK = (): StatusCode => create(StatusCodeSchema, { code: 0 });
-/** How long a stopping leader waits for another node to take over (service.ts). */
-export const HAND_OFF_MS = 1_000;
-/** The service exits with status 1 when a stop takes longer (main.ts). */
-export const STOP_BOUND_MS = 5_000;
 
 export class ConsensusProcess {
   readonly scope: Scope;
@@ -109,6 +107,7 @@ export class ConsensusProcess {
   state: "up" | "stopping" | "down" = "up";
   private readonly inner: SqliteStorage;
   private readonly listener;
+  private readonly log: ConsolaInstance;
 
   constructor(
     private readonly host: ProcessHost,
@@ -117,7 +116,7 @@ export class ConsensusProcess {
   ) {
     this.name = `${slot.name}#${incarnation}`;
     this.scope = new Scope(host.clock, this.name);
-    const log = host.log(slot.name);
+    const log = (this.log = host.log(slot.name));
     this.inner = SqliteStorage.open(slot.dir, { log: log.withTag("storage") });
     this.storage = new WatchedStorage(this.inner, (what) => this.kill(`power cut during its ${what} write`));
     const startHeight = Number(tryDecodeChainConfig(this.inner.chainConfigBytes())?.height ?? 0n);
@@ -224,17 +223,27 @@ export class ConsensusProcess {
     this.host.exited(this, how);
   }
 
-  /** SIGTERM: the service's stop sequence, bounded like main.ts bounds it. */
+  /** SIGTERM: the service's own stop sequence, bounded as `consensus run` bounds it. */
   async terminate(): Promise<void> {
     if (this.state !== "up") return;
     this.state = "stopping";
-    const overrun = this.scope.after(STOP_BOUND_MS, () => {
+    const overrun = this.scope.after(STOP_TIMEOUT_MS, () => {
       this.host.stopOverran(this);
       this.kill("stop took too long: exit 1");
     });
-    await this.node.stopPeer(HAND_OFF_MS);
-    this.listener.close();
-    await this.node.closeTransport();
+    await stopInOrder(
+      {
+        log: this.log,
+        node: this.node,
+        server: { stop: async () => this.listener.close() },
+        clients: [],
+        metricsServer: undefined,
+        storage: this.inner,
+        notServing: () => {},
+      },
+      "SIGTERM",
+      HAND_OFF_MS,
+    );
     overrun();
     this.kill("SIGTERM: stopped");
   }
