@@ -402,15 +402,16 @@ export class RaftPeer {
    * a former leader's own vote requests must not keep its lease alive, or it could never win the
    * vote it needs to hand the chain over.
    */
-  private lastLeaderIsValidator(): boolean {
-    const c = this.leaderContact;
-    return c !== undefined && validatorIds(this.chain).includes(c.from);
-  }
-
   private leaseHeld(): boolean {
     const c = this.leaderContact;
     if (this.leader === NONE || c === undefined || c.from !== this.leader) return false;
     return this.now() - c.at < this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
+  }
+
+  /** The last leader heard from is a validator (it holds the chain's state, wherever it is now). */
+  private lastLeaderIsValidator(): boolean {
+    const c = this.leaderContact;
+    return c !== undefined && this.validators().has(c.from);
   }
 
   /**
@@ -432,12 +433,16 @@ export class RaftPeer {
    * on a node that is catching up (its new leader may not be in its configuration yet).
    */
   isMember(id: NodeId): boolean {
-    if (this.node.inConfiguration(id)) return true;
+    return this.node.inConfiguration(id) || this.validators().has(id);
+  }
+
+  /** The peer ids of the adopted configuration's validators. */
+  private validators(): ReadonlySet<NodeId> {
     if (this.chain !== this.validatorsOf) {
       this.validatorsOf = this.chain;
       this.validatorSet = new Set(validatorIds(this.chain));
     }
-    return this.validatorSet.has(id);
+    return this.validatorSet;
   }
 
   private dropInbound(reason: InboundDropReason, m: Message): void {
@@ -766,9 +771,7 @@ export class RaftPeer {
     this.role = role;
     this.leader = leader;
     if (leader === NONE) this.leaderlessSince ??= this.now();
-    else {
-      this.leaderlessSince = undefined;
-    }
+    else this.leaderlessSince = undefined;
     const term = this.node.basicStatus().term;
     this.deps.events?.roleChanged?.(role, leader, term);
     if (role === StateRole.Leader && !wasLeader) {
@@ -871,7 +874,7 @@ export class RaftPeer {
     const cc = this.wantedConfChange();
     // A leader whose configuration no longer holds it (a removal it inherited from the previous
     // leader) can propose neither blocks nor configuration changes: Raft drops them.
-    const outside = !this.inOwnConfiguration();
+    const outside = !this.node.inConfiguration(this.deps.selfId);
     if (outside || (cc !== undefined && removesNode(cc, this.deps.selfId))) {
       // A leader never removes itself: an up-to-date follower takes over and removes it. The
       // network may lose the one MsgTimeoutNow, and Raft then gives the hand-over up after an
@@ -895,26 +898,21 @@ export class RaftPeer {
     this.schedule();
   }
 
-  private inOwnConfiguration(): boolean {
-    const cs = this.node.confState();
-    return cs.voters.includes(this.deps.selfId) || cs.votersOutgoing.includes(this.deps.selfId);
-  }
-
   /**
    * No voter is a validator (a complete replacement: the next leader adds the validators before it
    * removes anyone), or this leader cannot act on its configuration. Not when this leader is the
    * one validator among the voters: a non-validator taking over would only hand back to it.
    */
   private noValidatorToTakeOver(): boolean {
-    if (!this.inOwnConfiguration()) return true;
-    const validators = new Set(validatorIds(this.chain));
+    if (!this.node.inConfiguration(this.deps.selfId)) return true;
+    const validators = this.validators();
     return !this.node.confState().voters.some((id) => validators.has(id));
   }
 
   /** Up-to-date followers: recently active, replicating, matched the last index. */
   private pickTransferee(requireValidator: boolean): NodeId | undefined {
     const { lastIndex, peers = [] } = this.node.status();
-    const validators = new Set(validatorIds(this.chain));
+    const validators = this.validators();
     const candidates: NodeId[] = [];
     for (const pr of peers) {
       if (pr.learner || (requireValidator && !validators.has(pr.id))) continue;
