@@ -408,12 +408,6 @@ export class RaftPeer {
     return this.now() - c.at < this.deps.settings.electionTick * this.deps.settings.tickIntervalInMillis;
   }
 
-  /** The last leader heard from is a validator (it holds the chain's state, wherever it is now). */
-  private lastLeaderIsValidator(): boolean {
-    const c = this.leaderContact;
-    return c !== undefined && this.validators().has(c.from);
-  }
-
   /**
    * Whether this node takes Raft messages from any node: at a running chain, while its own
    * configuration does not include it (an empty store waiting for the leader's snapshot, or one
@@ -436,7 +430,7 @@ export class RaftPeer {
     return this.node.inConfiguration(id) || this.validators().has(id);
   }
 
-  /** The peer ids of the adopted configuration's validators. */
+  /** The peer ids of the adopted configuration's validators (cached per configuration). */
   private validators(): ReadonlySet<NodeId> {
     if (this.chain !== this.validatorsOf) {
       this.validatorsOf = this.chain;
@@ -597,9 +591,10 @@ export class RaftPeer {
       if (this.bootstrapAfterTicks > 0) {
         // A leader that once reached this store may vanish before its snapshot does (a removed
         // leader stopped for good): the wait starts again on each word from a leader, not never.
-        // A leader heard that is still a validator holds the chain's state and is only out of
-        // reach (a partition, a restart): a store bootstrapped meanwhile would outvote its history.
-        if (this.leaseHeld() || this.lastLeaderIsValidator()) this.bootstrapAfterTicks = this.bootstrapWaitTicks;
+        // Not "never while the leader heard is a validator": after every store is wiped, a stale
+        // heartbeat of a leader from before the wipe, delivered late, would make every node wait
+        // for a leader that no longer holds any state (seen end to end).
+        if (this.leaseHeld()) this.bootstrapAfterTicks = this.bootstrapWaitTicks;
         else if (--this.bootstrapAfterTicks === 0) this.bootstrapLate();
       }
       this.node.tick();
